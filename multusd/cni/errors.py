@@ -57,6 +57,10 @@ class CniError(Exception):
     def __hash__(self) -> int:
         return hash((self.code, self.msg, self.details))
 
+    def __reduce__(self) -> tuple[type[CniError], tuple[int, str, str]]:
+        # Exception's default rebuilds from ``args`` (msg only) and would fail in copy/pickle.
+        return (type(self), (self.code, self.msg, self.details))
+
     def to_json(self) -> dict[str, Any]:
         """The spec's error object; ``details`` left out when empty (Go ``omitempty``)."""
         obj: dict[str, Any] = {"code": self.code, "msg": self.msg}
