@@ -1,0 +1,398 @@
+"""The meta-plugin: ADD / DEL / CHECK / GC / STATUS for one pod (reference §6, §7).
+
+Collaborators arrive as Protocol-typed parameters (pods, NADs, status/event sink, the CNI
+runtime, the state store), so this module knows CNI and Kubernetes *objects* but never sockets,
+HTTP or the API client. Every error a user sees carries ``[ns/pod:network]``, added here once.
+
+Where multusd differs from upstream (DESIGN.md §3): the scratch file is removed when an ADD is
+rolled back; DEL reports real delegate failures so the runtime retries; a corrupt scratch file or
+a missing one is handled (rebuild from the pod, else at least the cluster network) instead of
+silently doing nothing (Q8, Q9); CHECK runs the recorded delegates; pod-not-found gives a valid
+empty result in every cniVersion (Q6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import ip_address, ip_interface
+from typing import Any, Protocol
+
+from multusd.attach.delegates import (
+    Delegate,
+    MultusConf,
+    NadSource,
+    cluster_delegates,
+    ifname_for,
+)
+from multusd.attach.request import CniRequest
+from multusd.attach.status import (
+    NETWORK_STATUS_ANNOTATION,
+    added_interface_message,
+    annotation_value,
+    network_statuses,
+)
+from multusd.cni.conf import ConfList, conf_list_from_conf
+from multusd.cni.errors import CniCode, CniError
+from multusd.cni.runtime import VALID_ATTACHMENTS_KEY, CniRuntime, GcAttachment, RuntimeConf
+from multusd.cni.types import LATEST_VERSION, Interface, IPConfig, Result, has_status
+from multusd.state import CorruptStateError, StateError, StateStore
+
+log = logging.getLogger("multusd.attach")
+
+POD_POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """The few fields of a Pod the meta-plugin reads."""
+
+    namespace: str
+    name: str
+    uid: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    static: bool = False
+
+
+class PodSource(Protocol):
+    def cached_pod(self, namespace: str, name: str) -> PodInfo | None: ...
+
+    async def live_pod(self, namespace: str, name: str) -> PodInfo | None:
+        """A GET against the API: None when the pod does not exist; CniError when the API fails."""
+        ...
+
+
+class StatusSink(Protocol):
+    async def write_network_status(self, pod: PodInfo, value: str) -> None:
+        """Merge-patch the annotation; raises on failure (bounded retries are the sink's)."""
+        ...
+
+    def event(self, pod: PodInfo, type_: str, reason: str, message: str) -> None:
+        """Best effort and non-blocking: an event must never delay or fail a CNI request."""
+        ...
+
+
+#: (plugin type, command, seconds, CNI error code or None) for every delegate execution.
+DelegateObserver = Callable[[str, str, float, int | None], None]
+#: Extra delegates from the pod's annotations (the "Secondary networks" layer plugs in here).
+PodDelegates = Callable[[PodInfo, MultusConf, int], Awaitable[list[Delegate]]]
+
+
+@dataclass
+class FlowSettings:
+    pod_lookup_timeout: float = 3.0
+    observe: DelegateObserver | None = None
+    on_status_failure: Callable[[], None] | None = None
+    on_corrupt_state: Callable[[], None] | None = None
+
+
+class Multus:
+    """The CniService the server calls."""
+
+    def __init__(
+        self,
+        runtime: CniRuntime,
+        state: StateStore,
+        pods: PodSource | None = None,
+        nads: NadSource | None = None,
+        sink: StatusSink | None = None,
+        settings: FlowSettings | None = None,
+        pod_delegates: PodDelegates | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.state = state
+        self.pods = pods
+        self.nads = nads
+        self.sink = sink
+        self.settings = settings or FlowSettings()
+        self.pod_delegates = pod_delegates
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    async def run(self, request: CniRequest) -> Result | None:
+        handlers = {
+            "ADD": self.add,
+            "DEL": self.delete,
+            "CHECK": self.check,
+            "GC": self.gc,
+            "STATUS": self.status,
+        }
+        return await handlers[request.command](request)
+
+    async def delegate(self, request: CniRequest) -> Result | None:
+        raise CniError(CniCode.INTERNAL, "the /delegate hot-plug API is not available in this version")
+
+    # -- pods ---------------------------------------------------------------------------------
+
+    async def find_pod(self, req: CniRequest, *, wait: bool) -> PodInfo | None:
+        """Cache first (polled for a bounded time on ADD: the watch may lag the runtime), then one GET."""
+        if self.pods is None:
+            return None
+        deadline = time.monotonic() + (self.settings.pod_lookup_timeout if wait else 0)
+        while True:
+            pod = self.pods.cached_pod(req.pod_namespace, req.pod_name)
+            if pod is not None and (not req.pod_uid or pod.uid == req.pod_uid or pod.static):
+                return pod
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(POD_POLL_SECONDS)
+        try:
+            pod = await self.pods.live_pod(req.pod_namespace, req.pod_name)
+        except CniError as exc:
+            if not wait:
+                log.warning("[%s] pod lookup failed during %s, continuing: %s", req.pod_ref, req.command, exc)
+                return None
+            raise exc.with_prefix(f"[{req.pod_ref}] error waiting for pod: ") from exc
+        if pod is not None and req.pod_uid and pod.uid != req.pod_uid and not pod.static:
+            if not wait:
+                log.warning(
+                    "[%s] pod UID %s does not match %s; treating the pod as gone", req.pod_ref, pod.uid, req.pod_uid
+                )
+                return None
+            raise CniError(
+                CniCode.INVALID_ENVIRONMENT_VARIABLES,
+                f'[{req.pod_ref}] expected pod UID "{req.pod_uid}" but got "{pod.uid}" from Kube API',
+            )
+        return pod
+
+    async def _delegates_for(self, mconf: MultusConf, pod: PodInfo | None) -> list[Delegate]:
+        def missing_nad(message: str) -> None:
+            if pod is not None and self.sink is not None:
+                self.sink.event(pod, "Warning", "NoNetworkFound", message)
+
+        delegates = await cluster_delegates(mconf, self.nads, pod.namespace if pod else None, missing_nad)
+        if pod is not None and self.pod_delegates is not None:
+            delegates += await self.pod_delegates(pod, mconf, len(delegates))
+        return delegates
+
+    # -- execution ----------------------------------------------------------------------------
+
+    def _runtime_conf(
+        self, req: CniRequest, mconf: MultusConf, delegate: Delegate, ifname: str, add: bool
+    ) -> RuntimeConf:
+        """Upstream's CreateCNIRuntimeConf (reference §6 step 10) plus the deprecated MAC/IP args."""
+        args: list[tuple[str, str]] = [
+            ("IgnoreUnknown", "true"),
+            ("K8S_POD_NAMESPACE", req.pod_namespace),
+            ("K8S_POD_NAME", req.pod_name),
+            ("K8S_POD_INFRA_CONTAINER_ID", req.infra_container_id),
+            ("K8S_POD_UID", req.pod_uid),
+        ]
+        if add and delegate.mac_request:
+            args.append(("MAC", delegate.mac_request))
+        if add and delegate.ip_request:
+            args.append(("IP", ",".join(delegate.ip_request)))
+        capability_args: dict[str, Any] = dict(mconf.runtime_config)
+        if not delegate.master:
+            requests = {
+                "portMappings": delegate.port_mappings,
+                "bandwidth": delegate.bandwidth,
+                "ips": list(delegate.ip_request),
+                "mac": delegate.mac_request,
+                "infinibandGUID": delegate.infiniband_guid_request,
+                "deviceID": delegate.device_id,
+            }
+            capability_args.update({k: v for k, v in requests.items() if v})
+        return RuntimeConf(
+            container_id=req.container_id,
+            netns=req.netns,
+            ifname=ifname,
+            args=tuple(args),
+            capability_args=capability_args,
+        )
+
+    async def _exec(self, command: str, delegate: Delegate, rt: RuntimeConf) -> Result | None:
+        started = time.monotonic()
+        code: int | None = None
+        try:
+            conf = delegate.conf
+            if command == "ADD":
+                if isinstance(conf, ConfList):
+                    return await self.runtime.add_list(conf, rt)
+                return await self.runtime.add_conf(conf, rt)
+            if command == "DEL":
+                if isinstance(conf, ConfList):
+                    await self.runtime.del_list(conf, rt)
+                else:
+                    await self.runtime.del_conf(conf, rt)
+            elif command == "CHECK":
+                if isinstance(conf, ConfList):
+                    await self.runtime.check_list(conf, rt)
+                else:
+                    await self.runtime.check_conf(conf, rt)
+            return None
+        except CniError as exc:
+            code = exc.code
+            raise
+        finally:
+            if self.settings.observe is not None:
+                self.settings.observe(delegate.plugin_type, command, time.monotonic() - started, code)
+
+    # -- ADD ----------------------------------------------------------------------------------
+
+    async def add(self, req: CniRequest) -> Result:
+        mconf = MultusConf.parse(req.config)
+        pod = await self.find_pod(req, wait=True)
+        if pod is None:
+            log.warning("[%s] pod not found: returning an empty result, attaching nothing", req.pod_ref)
+            return Result(
+                mconf.cni_version or LATEST_VERSION,
+                interfaces=(Interface(name=req.ifname, sandbox=req.netns),),
+                ips=(IPConfig(address=ip_interface("0.0.0.0/0"), gateway=ip_address("0.0.0.0")),),
+            ).with_version(LATEST_VERSION)
+        try:
+            delegates = await self._delegates_for(mconf, pod)
+        except CniError as exc:
+            raise exc.with_prefix(f"[{req.pod_ref}] ") from exc
+        try:
+            self.state.save(req.container_id, [d.to_record() for d in delegates])
+        except StateError as exc:
+            raise CniError(CniCode.IO_FAILURE, f"[{req.pod_ref}] error saving the delegates: {exc}") from exc
+
+        results: list[tuple[Delegate, str, Result]] = []
+        for index, delegate in enumerate(delegates):
+            ifname = ifname_for(delegate, index, req.ifname)
+            rt = self._runtime_conf(req, mconf, delegate, ifname, add=True)
+            try:
+                result = await self._exec("ADD", delegate, rt)
+            except CniError as exc:
+                await self._rollback(req, mconf, delegates[: index + 1])
+                self.state.remove(req.container_id)
+                raise exc.with_prefix(
+                    f'[{req.pod_ref}:{delegate.name}] error adding container to network "{delegate.network_name}": '
+                ) from exc
+            assert result is not None
+            results.append((delegate, ifname, result))
+
+        await self._report(req, pod, results)
+        master = next((r for d, _, r in results if d.master), results[0][2])
+        return master
+
+    async def _rollback(self, req: CniRequest, mconf: MultusConf, delegates: Sequence[Delegate]) -> None:
+        """DEL every delegate tried so far, in reverse, the failed one included; errors only logged."""
+        for index in range(len(delegates) - 1, -1, -1):
+            delegate = delegates[index]
+            rt = self._runtime_conf(req, mconf, delegate, ifname_for(delegate, index, req.ifname), add=False)
+            try:
+                await self._exec("DEL", delegate, rt)
+            except CniError as exc:
+                log.warning("[%s:%s] rollback DEL failed: %s", req.pod_ref, delegate.name, exc)
+
+    async def _report(self, req: CniRequest, pod: PodInfo, results: Sequence[tuple[Delegate, str, Result]]) -> None:
+        """AddedInterface events and one network-status write; never fails the ADD."""
+        if self.sink is None:
+            return
+        statuses = []
+        for delegate, ifname, result in results:
+            if result.interfaces or result.ips:
+                self.sink.event(pod, "Normal", "AddedInterface", added_interface_message(ifname, result, delegate.name))
+            statuses += network_statuses(delegate.name, result, delegate.master)
+        if not statuses:
+            return
+        try:
+            await self.sink.write_network_status(pod, annotation_value(statuses))
+        except Exception as exc:
+            log.error("[%s] could not write %s: %s", req.pod_ref, NETWORK_STATUS_ANNOTATION, exc)
+            if self.settings.on_status_failure is not None:
+                self.settings.on_status_failure()
+            self.sink.event(
+                pod, "Warning", "NetworkStatusFailed", f"could not write {NETWORK_STATUS_ANNOTATION}: {exc}"
+            )
+
+    # -- DEL ----------------------------------------------------------------------------------
+
+    async def _recorded_delegates(self, req: CniRequest, mconf: MultusConf) -> tuple[list[Delegate] | None, bool]:
+        """(delegates from the scratch file or None, whether a corrupt file was found)."""
+        try:
+            records = self.state.load(req.container_id)
+        except CorruptStateError as exc:
+            log.error("[%s] %s; rebuilding the delegates instead", req.pod_ref, exc)
+            if self.settings.on_corrupt_state is not None:
+                self.settings.on_corrupt_state()
+            return None, True
+        if records is None:
+            return None, False
+        return [
+            Delegate.from_record(r, master=i == 0, multus_cni_version=mconf.cni_version) for i, r in enumerate(records)
+        ], False
+
+    async def delete(self, req: CniRequest) -> None:
+        mconf = MultusConf.parse(req.config)
+        delegates, corrupt = await self._recorded_delegates(req, mconf)
+        from_state = delegates is not None
+        if delegates is None:
+            pod = await self.find_pod(req, wait=False)
+            try:
+                delegates = await self._delegates_for(mconf, pod)
+            except CniError as exc:
+                if pod is None:
+                    log.warning("[%s] nothing recorded and no pod; nothing to delete: %s", req.pod_ref, exc)
+                    return
+                raise exc.with_prefix(f"[{req.pod_ref}] failed to get delegates: ") from exc
+            log.info("[%s] no usable scratch file; deleting %d rebuilt delegate(s)", req.pod_ref, len(delegates))
+
+        errors: list[CniError] = []
+        for index in range(len(delegates) - 1, -1, -1):
+            delegate = delegates[index]
+            rt = self._runtime_conf(req, mconf, delegate, ifname_for(delegate, index, req.ifname), add=False)
+            try:
+                await self._exec("DEL", delegate, rt)
+            except CniError as exc:
+                errors.append(exc.with_prefix(f"[{req.pod_ref}:{delegate.name}] "))
+        if (from_state or corrupt) and (not errors or not mconf.retry_delete_on_error or corrupt):
+            self.state.remove(req.container_id)
+        if errors:
+            raise CniError(errors[0].code, "errors: " + " / ".join(e.msg for e in errors), errors[0].details)
+
+    # -- CHECK / GC / STATUS ------------------------------------------------------------------
+
+    async def check(self, req: CniRequest) -> None:
+        mconf = MultusConf.parse(req.config)
+        delegates, _ = await self._recorded_delegates(req, mconf)
+        if delegates is None:
+            raise CniError(
+                CniCode.UNKNOWN_CONTAINER, f"[{req.pod_ref}] no attachment recorded for container {req.container_id}"
+            )
+        for index, delegate in enumerate(delegates):
+            rt = self._runtime_conf(req, mconf, delegate, ifname_for(delegate, index, req.ifname), add=False)
+            try:
+                await self._exec("CHECK", delegate, rt)
+            except CniError as exc:
+                raise exc.with_prefix(f"[{req.pod_ref}:{delegate.name}] ") from exc
+
+    async def _cluster_list(self, mconf: MultusConf) -> tuple[str, ConfList]:
+        delegates = await cluster_delegates(mconf, self.nads, None)
+        conf = delegates[0].conf
+        return delegates[0].name, conf if isinstance(conf, ConfList) else conf_list_from_conf(conf)
+
+    async def gc(self, req: CniRequest) -> None:
+        """GC of the cluster network, honouring the runtime's ``cni.dev/valid-attachments``."""
+        mconf = MultusConf.parse(req.config)
+        name, conf_list = await self._cluster_list(mconf)
+        raw = req.config.get(VALID_ATTACHMENTS_KEY)
+        if isinstance(raw, list):
+            valid = [
+                GcAttachment(str(a.get("containerID", "")), str(a.get("ifname", "")))
+                for a in raw
+                if isinstance(a, dict)
+            ]
+        else:  # no list from the runtime: keep everything we know about (upstream's behaviour)
+            valid = [GcAttachment(e.container_id, e.ifname) for e in self.runtime.cached_attachments(conf_list.name)]
+        try:
+            await self.runtime.gc_list(conf_list, valid)
+        except CniError as exc:
+            raise exc.with_prefix(f"[{name}] error in GC command: ") from exc
+
+    async def status(self, req: CniRequest) -> None:
+        """STATUS of the cluster network's plugins; their codes (50, 51) reach the runtime unchanged."""
+        mconf = MultusConf.parse(req.config)
+        delegates = await cluster_delegates(mconf, self.nads, None)
+        conf = delegates[0].conf
+        if not isinstance(conf, ConfList):
+            if not has_status(conf.cni_version):
+                return
+            conf = conf_list_from_conf(conf)
+        await self.runtime.status_list(conf)
