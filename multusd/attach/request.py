@@ -134,7 +134,9 @@ def parse_request(
             env=env,
         )
 
-    for name in ("CNI_CONTAINERID", "CNI_NETNS", "CNI_ARGS"):
+    # skel lets a runtime leave CNI_NETNS out on DEL (the netns may be gone); upstream refused that.
+    required = ("CNI_CONTAINERID", "CNI_ARGS") if command == "DEL" else ("CNI_CONTAINERID", "CNI_NETNS", "CNI_ARGS")
+    for name in required:
         if name not in env:
             raise CniError(CniCode.INVALID_ENVIRONMENT_VARIABLES, f"{_ARGS_PREFIX}missing {name}")
     args = parse_cni_args(env["CNI_ARGS"])
@@ -145,7 +147,7 @@ def parse_request(
     return CniRequest(
         command=command,
         container_id=env["CNI_CONTAINERID"],
-        netns=env["CNI_NETNS"],
+        netns=env.get("CNI_NETNS", ""),
         ifname=env.get("CNI_IFNAME") or "eth0",
         cni_args=env["CNI_ARGS"],
         args=args,

@@ -52,7 +52,7 @@ def violations(subpackage: str, root: Path = ROOT) -> list[str]:
             for prefix in FORBIDDEN[subpackage]:
                 if name == prefix or name.startswith(prefix + "."):
                     found.append(f"{path.relative_to(root)} imports {name}")
-    return found
+    return sorted(found)
 
 
 @pytest.mark.parametrize("subpackage", sorted(FORBIDDEN))

@@ -76,6 +76,10 @@ def test_missing_ifname_defaults_to_eth0_and_empty_netns_is_accepted() -> None:
     assert req.netns == ""
 
 
+def test_del_may_leave_out_the_netns() -> None:
+    assert parse_request(body(env(CNI_NETNS=None, CNI_COMMAND="DEL"))).netns == ""
+
+
 def test_gc_and_status_need_only_the_config() -> None:
     req = parse_request(body({"CNI_COMMAND": "STATUS"}))
     assert req.command == "STATUS"
