@@ -129,8 +129,39 @@ def _localapi_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------ run
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    from multusd.config import DEFAULT_CONFIG_PATH, describe_fields
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "daemon-config.json keys (default in parentheses):\n" + describe_fields()
+    parser.add_argument(
+        "--config",
+        "-config",
+        default=DEFAULT_CONFIG_PATH,
+        metavar="PATH",
+        help=f"daemon-config.json (default {DEFAULT_CONFIG_PATH}); a missing file means all defaults",
+    )
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from multusd.config import ConfigError, load_config, parse_config
+
+    try:
+        cfg = load_config(args.config) if Path(args.config).exists() else parse_config({}, f"{args.config} (absent)")
+    except ConfigError as exc:
+        print(f"multusd: {exc}", file=sys.stderr)
+        return 1
+    from multusd import daemon
+
+    return daemon.run(cfg)
+
+
 COMMANDS: dict[str, Command] = {
     "version": Command("print the version", _version_arguments, _version_run),
+    "run": Command("run the daemon (the DaemonSet's main container)", _run_arguments, _run_run),
     "localapi": Command("run the in-memory Kubernetes API server (tests, demo)", _localapi_arguments, _localapi_run),
 }
 
