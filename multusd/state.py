@@ -83,9 +83,7 @@ class DelegateRecord:
         plugin_view: dict[str, Any] = {"ipam": {}}
         list_view: dict[str, Any] = {}
         if self.is_list:
-            list_view = {
-                k: conf[k] for k in ("cniVersion", "name", "disableCheck", "disableGC") if conf.get(k)
-            }
+            list_view = {k: conf[k] for k in ("cniVersion", "name", "disableCheck", "disableGC") if conf.get(k)}
             list_view["plugins"] = conf["plugins"]
         else:
             for key in ("cniVersion", "name", "type", "capabilities", "ipam"):
