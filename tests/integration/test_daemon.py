@@ -1,0 +1,278 @@
+"""The thick path end to end: real shim → real multusd process → real plugins in a node namespace.
+
+The API is the in-process localapi reached over real HTTP by the daemon's kubernetes_asyncio
+client. Every namespace, process and file is cleaned up by the fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from multusd.kube.localapi import LocalApi
+from tests.daemon_rig import Node, make_node, pod_manifest
+from tests.netns import Netns, NetnsFactory
+
+pytestmark = pytest.mark.root
+
+STATUS_KEY = "k8s.v1.cni.cncf.io/network-status"
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[LocalApi]:
+    async with LocalApi() as server:
+        yield server
+
+
+@pytest.fixture
+async def node(tmp_path: Path, netns_factory: NetnsFactory, api: LocalApi) -> AsyncIterator[Node]:
+    host = netns_factory.create()
+    rig = make_node(tmp_path, host.path, api.write_kubeconfig(tmp_path / "kubeconfig"))
+    api.create(pod_manifest("web-0"))
+    try:
+        yield rig
+    finally:
+        code = rig.stop()
+        if code not in (None, 0):
+            print(rig.log())
+
+
+def create_pod(api: LocalApi, name: str) -> tuple[str, str, str]:
+    """Create a pod on the node; (namespace, name, uid) as the runtime's CNI_ARGS carry them."""
+    obj = api.create(pod_manifest(name))
+    return ("default", name, obj["metadata"]["uid"])
+
+
+def reservations(node: Node) -> list[str]:
+    """host-local's reservation files for the flannel network (IPs in use)."""
+    net_dir = node.tmp / "ipam" / "cbr0"
+    return (
+        sorted(p.name for p in net_dir.iterdir() if re.match(r"^\d+\.\d+\.\d+\.\d+$", p.name))
+        if net_dir.exists()
+        else []
+    )
+
+
+async def started(node: Node) -> Node:
+    node.start()
+    await node.wait_ready()
+    return node
+
+
+@pytest.mark.parametrize("version", ["0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+async def test_add_then_del_through_the_shim(
+    node: Node, api: LocalApi, netns_factory: NetnsFactory, version: str
+) -> None:
+    await started(node)
+    pod: Netns = netns_factory.create()
+    conf = node.multus_conf(
+        version, runtimeConfig={"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}
+    )
+
+    add = await node.shim("ADD", "cid-1", pod.path, conf)
+    assert add.returncode == 0, add.stdout + add.stderr + node.log()
+    result = add.json()
+    assert result["cniVersion"] == version
+    ips = [ip["address"] for ip in result["ips"]]
+    assert len(ips) == 1 and ips[0].startswith("10.42.5.")
+    assert pod.addresses("eth0") == ips
+    assert reservations(node) == [ips[0].split("/")[0]]
+
+    stored = api.get("pods", "web-0", namespace="default")
+    assert stored is not None
+    status = json.loads(stored["metadata"]["annotations"][STATUS_KEY])
+    assert status[0]["name"] == "cbr0" and status[0]["interface"] == "eth0" and status[0]["default"] is True
+    assert status[0]["ips"] == [ips[0].split("/")[0]]
+    events = [e for e in api.list("events", namespace="default") if e.get("reason") == "AddedInterface"]
+    assert [e["message"] for e in events] == [f"Add eth0 [{ips[0]}] from cbr0"]
+    assert (node.cni_dir / "cid-1").exists()
+    assert list((node.cni_dir / "results").iterdir())
+
+    delete = await node.shim("DEL", "cid-1", pod.path, conf)
+    assert delete.returncode == 0, delete.stdout + delete.stderr
+    assert not pod.link_exists("eth0")
+    assert reservations(node) == []
+    assert not (node.cni_dir / "cid-1").exists()
+    assert not list((node.cni_dir / "results").iterdir())
+
+
+async def test_del_without_api_after_pod_deletion_and_restart_and_twice(
+    node: Node, api: LocalApi, netns_factory: NetnsFactory
+) -> None:
+    await started(node)
+    conf = node.multus_conf()
+    pods = [netns_factory.create() for _ in range(3)]
+    identities = [create_pod(api, f"p{i}") for i in range(3)]
+    for i, pod in enumerate(pods):
+        add = await node.shim("ADD", f"cid-{i}", pod.path, conf, pod=identities[i])
+        assert add.returncode == 0, add.stdout + node.log()
+    assert len(reservations(node)) == 3
+
+    # 1. the API is down
+    api.faults.down = True
+    first = await node.shim("DEL", "cid-0", pods[0].path, conf, pod=identities[0])
+    assert first.returncode == 0, first.stdout + first.stderr
+    api.faults.down = False
+    assert not pods[0].link_exists("eth0")
+
+    # 2. the pod is already deleted from the API
+    api.delete("pods", "p1", namespace="default")
+    second = await node.shim("DEL", "cid-1", pods[1].path, conf, pod=identities[1])
+    assert second.returncode == 0, second.stdout
+    assert not pods[1].link_exists("eth0")
+
+    # 3. after a daemon restart
+    assert node.stop() == 0
+    await started(node)
+    third = await node.shim("DEL", "cid-2", pods[2].path, conf, pod=identities[2])
+    assert third.returncode == 0, third.stdout
+    assert not pods[2].link_exists("eth0")
+    assert reservations(node) == []
+
+    # containerd sends DEL twice, the second time with an empty netns
+    again = await node.shim("DEL", "cid-2", "", conf, pod=identities[2])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not (node.cni_dir / "cid-2").exists()
+
+
+async def test_shim_waits_for_a_restarting_daemon_then_gives_up_with_code_11(
+    node: Node, netns_factory: NetnsFactory
+) -> None:
+    pod = netns_factory.create()
+    conf = node.multus_conf(daemonReadyTimeout=30)
+    pending = asyncio.create_task(node.shim("ADD", "cid-late", pod.path, conf))
+    await asyncio.sleep(1.0)
+    assert not pending.done()
+    await started(node)
+    add = await pending
+    assert add.returncode == 0, add.stdout + node.log()
+    assert pod.link_exists("eth0")
+    assert (await node.shim("DEL", "cid-late", pod.path, conf)).returncode == 0
+
+    node.stop()
+    began = time.monotonic()
+    late = await node.shim("ADD", "cid-never", pod.path, node.multus_conf(daemonReadyTimeout=2))
+    assert late.returncode == 1
+    assert late.json()["code"] == 11
+    assert time.monotonic() - began < 15
+
+
+async def test_delegate_error_codes_reach_the_runtime_unchanged(node: Node, netns_factory: NetnsFactory) -> None:
+    failing = node.conf_dir / "20-failing.conf"
+    failing.write_text(
+        json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": "failing",
+                "type": "cni-recorder",
+                "error": {"code": 107, "msg": "vendor says no"},
+            }
+        )
+    )
+    await started(node)
+    pod = netns_factory.create()
+    add = await node.shim("ADD", "cid-x", pod.path, node.multus_conf(clusterNetwork=str(failing)))
+    assert add.returncode == 1
+    err = add.json()
+    assert err["code"] == 107
+    assert err["msg"].startswith('[default/web-0:failing] error adding container to network "failing": ')
+    assert "vendor says no" in err["msg"]
+    assert not (node.cni_dir / "cid-x").exists()
+
+
+async def test_upstream_scratch_file_is_deleted_correctly(node: Node, netns_factory: NetnsFactory) -> None:
+    """A pod attached by upstream's Go daemon: its scratch file (built by hand from §7.1) drives DEL."""
+    await started(node)
+    pod = netns_factory.create()
+    conf = node.multus_conf()
+    add = await node.shim("ADD", "cid-go", pod.path, conf)
+    assert add.returncode == 0
+    flannel_bytes = node.cluster_conflist.read_bytes()
+    listing = json.loads(flannel_bytes)
+    go_file = [
+        {
+            "Conf": {"ipam": {}, "dns": {}},
+            "ConfList": {"cniVersion": listing["cniVersion"], "name": "cbr0", "plugins": listing["plugins"]},
+            "Name": "cbr0",
+            "IsFilterV4Gateway": False,
+            "IsFilterV6Gateway": False,
+            "Bytes": base64.b64encode(flannel_bytes).decode(),
+        }
+    ]
+    (node.cni_dir / "cid-go").write_text(json.dumps(go_file))
+    delete = await node.shim("DEL", "cid-go", pod.path, conf)
+    assert delete.returncode == 0, delete.stdout
+    assert not pod.link_exists("eth0")
+    assert reservations(node) == []
+    assert not (node.cni_dir / "cid-go").exists()
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in metrics.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        metric, _, label_text = key.partition("{")
+        if metric == name and ",".join(sorted(label_text.rstrip("}").split(","))) == wanted:
+            return float(value)
+    return 0.0
+
+
+async def test_metrics_count_requests_with_go_labels(node: Node, netns_factory: NetnsFactory) -> None:
+    await started(node)
+    pod = netns_factory.create()
+    before = await node.metrics()
+    conf = node.multus_conf()
+    assert (await node.shim("ADD", "cid-m", pod.path, conf)).returncode == 0
+    assert (await node.shim("DEL", "cid-m", pod.path, conf)).returncode == 0
+    after = await node.metrics()
+    name = "multus_server_request_total"
+    labels = {"handler": "/cni", "code": "200", "method": "post"}
+    assert sample(after, name, **labels) - sample(before, name, **labels) == 2
+    for command in ("ADD", "DEL"):
+        assert sample(after, "multus_request_duration_seconds_count", command=command, outcome="success") >= 1
+        assert sample(after, "multus_delegate_duration_seconds_count", plugin="flannel", command=command) >= 1
+    assert sample(after, "process_resident_memory_bytes") > 0
+
+
+async def test_thirty_concurrent_adds_with_four_slots(node: Node, api: LocalApi, tmp_path: Path) -> None:
+    slow = node.conf_dir / "30-slow.conflist"
+    slow.write_text(
+        json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": "slow",
+                "plugins": [{"type": "cni-slow", "sleepSeconds": 0.3, "ip": "10.9.0.2/24"}],
+            }
+        )
+    )
+    node.write_config(maxConcurrentRequests=4)
+    identities = [create_pod(api, f"burst-{i}") for i in range(30)]
+    await started(node)
+    conf = node.multus_conf(clusterNetwork=str(slow))
+    depths: list[float] = []
+
+    async def watch_queue() -> None:
+        while True:
+            depths.append(sample(await node.metrics(), "multus_request_queue_depth"))
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch_queue())
+    results = await asyncio.gather(
+        *(node.shim("ADD", f"cid-b{i}", f"/var/run/netns/fake-{i}", conf, pod=identities[i]) for i in range(30))
+    )
+    watcher.cancel()
+    failures = [r.stdout for r in results if r.returncode != 0]
+    assert not failures, failures[:3]
+    assert max(depths) > 0
+    metrics = await node.metrics()
+    assert sample(metrics, "multus_request_queue_wait_seconds_count", command="ADD") == 30
+    assert sample(metrics, "multus_requests_in_flight") == 0
