@@ -77,8 +77,9 @@ class StatusSink(Protocol):
 
 #: (plugin type, command, seconds, CNI error code or None) for every delegate execution.
 DelegateObserver = Callable[[str, str, float, int | None], None]
-#: Extra delegates from the pod's annotations (the "Secondary networks" layer plugs in here).
-PodDelegates = Callable[[PodInfo, MultusConf, int], Awaitable[list[Delegate]]]
+#: The pod's annotations applied to the cluster delegates: the default-network annotation may
+#: replace ``[0]``, the networks annotation appends. Returns the full list (selection layer).
+PodDelegates = Callable[[PodInfo, MultusConf, list[Delegate]], Awaitable[list[Delegate]]]
 
 
 @dataclass
@@ -165,7 +166,7 @@ class Multus:
 
         delegates = await cluster_delegates(mconf, self.nads, pod.namespace if pod else None, missing_nad)
         if pod is not None and self.pod_delegates is not None:
-            delegates += await self.pod_delegates(pod, mconf, len(delegates))
+            delegates = await self.pod_delegates(pod, mconf, delegates)
         return delegates
 
     # -- execution ----------------------------------------------------------------------------
