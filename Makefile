@@ -18,8 +18,8 @@ unit: venv
 	$(BIN)/pytest tests/unit
 
 lint: venv
-	$(BIN)/ruff check multusd tests bench
-	$(BIN)/ruff format --check multusd tests bench
+	$(BIN)/ruff check multusd tests $(wildcard bench)
+	$(BIN)/ruff format --check multusd tests $(wildcard bench)
 	$(BIN)/mypy
 
 # System packages: skipped when all are present, so repeated runs stay offline and fast.
