@@ -10,10 +10,12 @@ import asyncio
 import base64
 import json
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from multusd.kube.localapi import LocalApi
@@ -276,3 +278,51 @@ async def test_thirty_concurrent_adds_with_four_slots(node: Node, api: LocalApi,
     metrics = await node.metrics()
     assert sample(metrics, "multus_request_queue_wait_seconds_count", command="ADD") == 30
     assert sample(metrics, "multus_requests_in_flight") == 0
+
+
+async def test_graceful_shutdown_finishes_in_flight_serves_del_and_removes_socket(
+    node: Node, api: LocalApi, netns_factory: NetnsFactory
+) -> None:
+    slow = node.conf_dir / "40-slow.conflist"
+    slow.write_text(
+        json.dumps(
+            {
+                "cniVersion": "1.0.0",
+                "name": "slow",
+                "plugins": [{"type": "cni-slow", "sleepSeconds": 3, "ip": "10.9.0.3/24"}],
+            }
+        )
+    )
+    node.write_config(shutdownTimeout=20, logFile=str(node.tmp / "multusd.log"), logToStderr=False)
+    other = create_pod(api, "other")
+    await started(node)
+    conf = node.multus_conf(clusterNetwork=str(slow))
+    in_flight = asyncio.create_task(node.shim("ADD", "cid-slow", "/var/run/netns/fake", conf))
+    async with asyncio.timeout(10):
+        while "multus_requests_in_flight 1.0" not in await node.metrics():
+            await asyncio.sleep(0.05)
+
+    assert node.process is not None
+    node.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(5), aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(f"http://127.0.0.1:{node.metrics_port}/readyz") as resp:
+                if resp.status == 500:
+                    break
+            await asyncio.sleep(0.05)
+
+    refused = await node.shim(
+        "ADD", "cid-new", "/var/run/netns/fake", node.multus_conf(daemonReadyTimeout=1), pod=other
+    )
+    assert refused.returncode == 1 and refused.json()["code"] == 11
+    served = await node.shim("DEL", "cid-other", "/var/run/netns/fake", conf, pod=other)
+    assert served.returncode == 0, served.stdout
+
+    add = await in_flight
+    assert add.returncode == 0, add.stdout
+    assert node.process.wait(15) == 0
+    assert not node.socket_path.exists()
+    assert not (node.socket_path.parent / "multus.sock").is_symlink()
+    log_text = (node.tmp / "multusd.log").read_text()
+    assert "ADD default/web-0 container=cid-slow" in log_text
+    assert "shutting down" in log_text
