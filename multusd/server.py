@@ -166,7 +166,9 @@ async def _handle(request: web.Request, delegate: bool) -> web.Response:
     cni: CniRequest | None = None
     try:
         body = await _read_body(request)
-        cni = parse_request(body, deps.overlay, ignore_readiness=deps.ignore_readiness, delegate=delegate)
+        # /delegate carries a NAD's own config: daemon-config keys must not overwrite it (upstream Q14)
+        overlay = {} if delegate else deps.overlay
+        cni = parse_request(body, overlay, ignore_readiness=deps.ignore_readiness, delegate=delegate)
         command = cni.command
         if command in _NEEDS_READY and not deps.health.serving:
             why = "shutting down" if deps.health.shutting_down else "not ready yet"

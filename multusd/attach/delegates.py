@@ -163,6 +163,32 @@ class Delegate:
         )
 
 
+def merge_cni_args(conf: Mapping[str, Any], cni_args: Mapping[str, Any]) -> dict[str, Any]:
+    """``cni-args`` merged into ``args.cni`` of a conf, or of every plugin of a list (V52).
+
+    New values win key by key; ``args``/``args.cni`` are created when missing. A non-object
+    ``args`` is a config error (upstream panicked, Q13).
+    """
+
+    def merge_one(plugin: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(plugin)
+        args = out.get("args", {})
+        if not isinstance(args, dict):
+            raise CniError(
+                CniCode.INVALID_NETWORK_CONFIG,
+                f"cannot add cni-args: 'args' of {out.get('name') or out.get('type')!r} is not an object",
+            )
+        cni = args.get("cni", {})
+        if not isinstance(cni, dict):
+            raise CniError(CniCode.INVALID_NETWORK_CONFIG, "cannot add cni-args: 'args.cni' is not an object")
+        out["args"] = {**args, "cni": {**cni, **cni_args}}
+        return out
+
+    if isinstance(conf.get("plugins"), list):
+        return {**conf, "plugins": [merge_one(p) if isinstance(p, dict) else p for p in conf["plugins"]]}
+    return merge_one(conf)
+
+
 def ifname_for(delegate: Delegate, index: int, request_ifname: str) -> str:
     """Upstream's ``getIfname``: explicit request, else the master takes CNI_IFNAME, else net<index>."""
     if delegate.ifname_request:

@@ -14,6 +14,7 @@ empty result in every cniVersion (Q6).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -27,15 +28,18 @@ from multusd.attach.delegates import (
     NadSource,
     cluster_delegates,
     ifname_for,
+    merge_cni_args,
 )
 from multusd.attach.request import CniRequest
 from multusd.attach.status import (
     NETWORK_STATUS_ANNOTATION,
+    NetworkStatus,
     added_interface_message,
+    annotation_json,
     annotation_value,
     network_statuses,
 )
-from multusd.cni.conf import ConfList, conf_list_from_conf
+from multusd.cni.conf import ConfList, conf_list_from_conf, parse_conf_list, parse_plugin_conf
 from multusd.cni.errors import CniCode, CniError
 from multusd.cni.runtime import VALID_ATTACHMENTS_KEY, CniRuntime, GcAttachment, RuntimeConf
 from multusd.cni.types import LATEST_VERSION, Interface, IPConfig, Result, has_status
@@ -124,7 +128,126 @@ class Multus:
         return await handlers[request.command](request)
 
     async def delegate(self, request: CniRequest) -> Result | None:
-        raise CniError(CniCode.INTERNAL, "the /delegate hot-plug API is not available in this version")
+        """The ``/delegate`` hot-plug API (reference §12.1): one extra interface on a running pod.
+
+        Unlike upstream, the interface is also recorded in the pod's scratch file (so the pod's
+        own DEL releases its IPs) and network-status is updated on ADD and DEL.
+        """
+        handlers = {
+            "ADD": self._hotplug_add,
+            "DEL": self._hotplug_del,
+            "CHECK": self._hotplug_check,
+            "STATUS": self._hotplug_status,
+        }
+        handler = handlers.get(request.command)
+        if handler is None:
+            raise CniError(CniCode.INVALID_ENVIRONMENT_VARIABLES, f"unknown cmd type: {request.command}")
+        return await handler(request)
+
+    # -- hot-plug (/delegate) -----------------------------------------------------------------
+
+    def _hotplug_delegate(self, req: CniRequest) -> Delegate:
+        attrs = req.interface_attributes
+        raw = dict(req.config)
+        if attrs is not None and attrs.cni_args:
+            raw = merge_cni_args(raw, attrs.cni_args)
+        conf = parse_plugin_conf(raw) if raw.get("type") else parse_conf_list(raw)
+        return Delegate(
+            name=conf.name,
+            conf=conf,
+            ifname_request=req.ifname,
+            mac_request=attrs.mac if attrs else "",
+            ip_request=attrs.ips if attrs else (),
+        )
+
+    async def _hotplug_pod(self, req: CniRequest) -> PodInfo:
+        pod = await self.find_pod(req, wait=True)
+        if pod is None:
+            raise CniError(CniCode.UNKNOWN_CONTAINER, f"[{req.pod_ref}] pod not found during Multus GetPod")
+        return pod
+
+    async def _hotplug_add(self, req: CniRequest) -> Result:
+        pod = await self._hotplug_pod(req)
+        delegate = self._hotplug_delegate(req)
+        mconf = MultusConf.parse({})
+        rt = self._runtime_conf(req, mconf, delegate, req.ifname, add=True)
+        context = f"[{req.pod_ref}:{delegate.name}] "
+        try:
+            result = await self._exec("ADD", delegate, rt)
+        except CniError as exc:
+            raise exc.with_prefix(f'{context}error adding container to network "{delegate.network_name}": ') from exc
+        assert result is not None
+        try:
+            records = self.state.load(req.container_id) or []
+        except StateError as exc:
+            log.warning("%scannot read the scratch file, recording only the new interface: %s", context, exc)
+            records = []
+        # a re-added interface replaces its old record; [0] is always the cluster network
+        records = [r for i, r in enumerate(records) if i == 0 or r.ifname_request != req.ifname]
+        records.append(delegate.to_record())
+        try:
+            self.state.save(req.container_id, records)
+        except StateError as exc:
+            log.error("%sinterface added but not recorded (pod DEL will not release it): %s", context, exc)
+        if self.sink is not None:
+            if result.interfaces or result.ips:
+                self.sink.event(
+                    pod, "Normal", "AddedInterface", added_interface_message(req.ifname, result, delegate.name)
+                )
+            await self._rewrite_status(pod, req.ifname, network_statuses(delegate.name, result, False))
+        return result
+
+    async def _hotplug_del(self, req: CniRequest) -> None:
+        pod = await self._hotplug_pod(req)
+        delegate = self._hotplug_delegate(req)
+        rt = self._runtime_conf(req, MultusConf.parse({}), delegate, req.ifname, add=False)
+        try:
+            await self._exec("DEL", delegate, rt)
+        except CniError as exc:
+            raise exc.with_prefix(f"[{req.pod_ref}:{delegate.name}] ") from exc
+        try:
+            records = self.state.load(req.container_id)
+        except StateError:
+            records = None
+        if records:
+            kept = [r for i, r in enumerate(records) if i == 0 or r.ifname_request != req.ifname]
+            if len(kept) != len(records):
+                self.state.save(req.container_id, kept)
+        if self.sink is not None:
+            await self._rewrite_status(pod, req.ifname, [])
+
+    async def _hotplug_check(self, req: CniRequest) -> None:
+        delegate = self._hotplug_delegate(req)
+        rt = self._runtime_conf(req, MultusConf.parse({}), delegate, req.ifname, add=False)
+        await self._exec("CHECK", delegate, rt)
+
+    async def _hotplug_status(self, req: CniRequest) -> None:
+        conf = self._hotplug_delegate(req).conf
+        if not isinstance(conf, ConfList):
+            if not has_status(conf.cni_version):
+                return
+            conf = conf_list_from_conf(conf)
+        await self.runtime.status_list(conf)
+
+    async def _rewrite_status(self, pod: PodInfo, ifname: str, added: Sequence[NetworkStatus]) -> None:
+        """network-status minus any entry for ``ifname``, plus ``added``; failures only logged."""
+        assert self.sink is not None
+        current: list[Any] = []
+        try:
+            parsed = json.loads(pod.annotations.get(NETWORK_STATUS_ANNOTATION, "[]") or "[]")
+            current = parsed if isinstance(parsed, list) else []
+        except ValueError:
+            log.warning(
+                "[%s/%s] existing %s is not JSON; rewriting it", pod.namespace, pod.name, NETWORK_STATUS_ANNOTATION
+            )
+        kept = [e for e in current if not (isinstance(e, dict) and e.get("interface") == ifname)]
+        entries = [*kept, *(s.to_json() for s in added)]
+        try:
+            await self.sink.write_network_status(pod, annotation_json(entries))
+        except Exception as exc:
+            log.error("[%s/%s] could not update %s: %s", pod.namespace, pod.name, NETWORK_STATUS_ANNOTATION, exc)
+            if self.settings.on_status_failure is not None:
+                self.settings.on_status_failure()
 
     # -- pods ---------------------------------------------------------------------------------
 

@@ -145,7 +145,12 @@ def _go_json(obj: Any) -> str:
 
 def annotation_value(statuses: Sequence[NetworkStatus]) -> str:
     """``"[" + join(",", MarshalIndent(status, "", "    ")) + "]"``, as upstream writes it."""
-    return "[" + ",".join(_go_json(s.to_json()) for s in statuses) + "]"
+    return annotation_json([s.to_json() for s in statuses])
+
+
+def annotation_json(entries: Sequence[Any]) -> str:
+    """The annotation text for already-serialised entries (used when editing an existing list)."""
+    return "[" + ",".join(_go_json(entry) for entry in entries) + "]"
 
 
 def added_interface_message(ifname: str, result: Result, network_name: str) -> str:

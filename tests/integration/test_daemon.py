@@ -14,13 +14,14 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from multusd.kube.localapi import LocalApi
 from tests.daemon_rig import Node, make_node, pod_manifest
-from tests.netns import Netns, NetnsFactory
+from tests.netns import Netns, NetnsFactory, add_veth
 
 pytestmark = pytest.mark.root
 
@@ -326,3 +327,79 @@ async def test_graceful_shutdown_finishes_in_flight_serves_del_and_removes_socke
     log_text = (node.tmp / "multusd.log").read_text()
     assert "ADD default/web-0 container=cid-slow" in log_text
     assert "shutting down" in log_text
+
+
+async def post_delegate(
+    node: Node,
+    command: str,
+    cid: str,
+    netns: str,
+    ifname: str,
+    uid: str,
+    conf: dict[str, object],
+    attributes: dict[str, object] | None = None,
+) -> tuple[int, Any]:
+    """A /delegate request as the dynamic-networks controller sends it (reference §12.1)."""
+    body = {
+        "env": {
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": cid,
+            "CNI_NETNS": netns,
+            "CNI_IFNAME": ifname,
+            "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_UID={uid}",
+        },
+        "config": base64.b64encode(json.dumps(conf).encode()).decode(),
+        "interfaceAttributes": attributes or {"cni-args": None},
+    }
+    connector = aiohttp.UnixConnector(path=str(node.socket_path))
+    async with (
+        aiohttp.ClientSession(connector=connector) as session,
+        session.post("http://dummy/delegate", json=body) as resp,
+    ):
+        text = await resp.text()
+        return resp.status, json.loads(text) if text else None
+
+
+async def test_delegate_hotplug_adds_and_removes_an_interface(
+    node: Node, api: LocalApi, netns_factory: NetnsFactory, tmp_path: Path
+) -> None:
+    host_ns = netns_factory.made[0]
+    add_veth(host_ns, "ens3", "ens3p")
+    await started(node)
+    pod = netns_factory.create()
+    uid = api.get("pods", "web-0", namespace="default")["metadata"]["uid"]
+    conf = node.multus_conf()
+    assert (await node.shim("ADD", "cid-hp", pod.path, conf, pod=("default", "web-0", uid))).returncode == 0
+
+    macvlan = {
+        "cniVersion": "1.0.0",
+        "name": "macvlan-conf",
+        "type": "macvlan",
+        "master": "ens3",
+        "mode": "bridge",
+        "ipam": {"type": "host-local", "subnet": "192.168.77.0/24", "dataDir": str(tmp_path / "ipam-hp")},
+    }
+    status, body = await post_delegate(node, "ADD", "cid-hp", pod.path, "net1", uid, macvlan)
+    assert status == 200, body
+    address = body["Result"]["ips"][0]["address"]
+    assert pod.addresses("net1") == [address]
+    annotation = json.loads(api.get("pods", "web-0", namespace="default")["metadata"]["annotations"][STATUS_KEY])
+    assert [(e["name"], e["interface"]) for e in annotation] == [("cbr0", "eth0"), ("macvlan-conf", "net1")]
+    assert annotation[1]["ips"] == [address.split("/")[0]]
+    assert any(
+        e.get("message") == f"Add net1 [{address}] from macvlan-conf" for e in api.list("events", namespace="default")
+    )
+
+    status, body = await post_delegate(node, "DEL", "cid-hp", pod.path, "net1", uid, macvlan)
+    assert status == 200, body
+    assert not pod.link_exists("net1")
+    annotation = json.loads(api.get("pods", "web-0", namespace="default")["metadata"]["annotations"][STATUS_KEY])
+    assert [e["interface"] for e in annotation] == ["eth0"]
+    assert not [p for p in (tmp_path / "ipam-hp" / "macvlan-conf").iterdir() if p.name[0].isdigit()]
+
+    # a hot-plugged interface that is never removed is released by the pod's own DEL
+    status, body = await post_delegate(node, "ADD", "cid-hp", pod.path, "net2", uid, macvlan)
+    assert status == 200, body
+    assert (await node.shim("DEL", "cid-hp", pod.path, conf, pod=("default", "web-0", uid))).returncode == 0
+    assert not [p for p in (tmp_path / "ipam-hp" / "macvlan-conf").iterdir() if p.name[0].isdigit()]
+    assert reservations(node) == []
