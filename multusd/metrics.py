@@ -87,12 +87,6 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
-        self.watch_restarts = Counter(
-            "multus_watch_restarts",
-            "Watch streams restarted, by resource and reason (relist, gone, error).",
-            ["resource", "reason"],
-            registry=r,
-        )
         self._gauges = _ScrapeGauges()
         r.register(self._gauges)
         if process:
