@@ -35,6 +35,7 @@ from multusd.config import LEGACY_SOCKET_NAME, DaemonConfig
 from multusd.kube.client import ClientSettings, make_kube_client
 from multusd.kube.watch import NadCache, PodCache
 from multusd.metrics import Metrics
+from multusd.reaper import Reaper
 from multusd.server import Health, RequestGate, ServerDeps, make_cni_app, make_metrics_app
 from multusd.state import StateStore
 
@@ -146,20 +147,22 @@ class Daemon:
             stack.push_async_callback(sink.drain, EVENT_DRAIN_SECONDS)
 
             state = StateStore(cfg.cni_dir)
+            result_cache = ResultCache(cfg.cni_dir)
             executor = PluginExecutor(
                 self._bin_dirs(), chroot_dir=cfg.chroot_dir or None, timeout_seconds=cfg.delegate_timeout
             )
-            runtime = CniRuntime(executor, ResultCache(cfg.cni_dir))
+            runtime = CniRuntime(executor, result_cache)
             settings = FlowSettings(
                 pod_lookup_timeout=cfg.pod_lookup_timeout,
                 observe=self._observe_delegate,
                 on_status_failure=self.metrics.status_write_failures.inc,
                 on_corrupt_state=lambda: log.error("corrupt scratch file found (see above)"),
             )
+            api_pods = ApiPods(pods, client, live_timeout=cfg.api_timeout)
             multus = Multus(
                 runtime,
                 state,
-                pods=ApiPods(pods, client, live_timeout=cfg.api_timeout),
+                pods=api_pods,
                 nads=ApiNads(nads, client),
                 sink=sink,
                 settings=settings,
@@ -175,6 +178,19 @@ class Daemon:
                 asyncio.create_task(pods.run(cache_stop), name="watch:pods"),
                 asyncio.create_task(nads.run(cache_stop), name="watch:nads"),
             ]
+
+            if cfg.reaper_interval > 0:
+                reaper = Reaper(
+                    state,
+                    result_cache,
+                    multus,
+                    api_pods.cached_pod,
+                    pods.synced.is_set,
+                    self.gate.run,
+                    cfg.reaper_interval,
+                    on_outcome=lambda outcome: self.metrics.reaped.labels(outcome).inc(),
+                )
+                tasks.append(asyncio.create_task(reaper.run(cache_stop), name="reaper"))
 
             async def stop_caches() -> None:
                 cache_stop.set()

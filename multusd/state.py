@@ -54,6 +54,12 @@ class DelegateRecord:
     filter_v6_gateway: bool = False
     device_id: str = ""
     resource_name: str = ""
+    # Who the attachment belongs to: multusd's own keys (Go ignores unknown keys), used by the
+    # orphan reaper and `multusd inspect`; empty in files written by upstream.
+    netns: str = ""
+    pod_namespace: str = ""
+    pod_name: str = ""
+    pod_uid: str = ""
     # Parsed view of conf_bytes, derived on load; not persisted separately.
     conf: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -106,6 +112,13 @@ class DelegateRecord:
         if self.resource_name:
             obj["resourceName"] = self.resource_name
         obj["Bytes"] = base64.b64encode(self.conf_bytes).decode("ascii")
+        owner = {
+            "netns": self.netns,
+            "podNamespace": self.pod_namespace,
+            "podName": self.pod_name,
+            "podUID": self.pod_uid,
+        }
+        obj.update({k: v for k, v in owner.items() if v})
         return obj
 
     @classmethod
@@ -141,6 +154,10 @@ class DelegateRecord:
             filter_v6_gateway=lower.get("isfilterv6gateway") is True,
             device_id=_str(lower.get("deviceid")),
             resource_name=_str(lower.get("resourcename")),
+            netns=_str(lower.get("netns")),
+            pod_namespace=_str(lower.get("podnamespace")),
+            pod_name=_str(lower.get("podname")),
+            pod_uid=_str(lower.get("poduid")),
             conf=conf,
         )
 

@@ -14,6 +14,7 @@ empty result in every cniVersion (Q6).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -43,7 +44,7 @@ from multusd.cni.conf import ConfList, conf_list_from_conf, parse_conf_list, par
 from multusd.cni.errors import CniCode, CniError
 from multusd.cni.runtime import VALID_ATTACHMENTS_KEY, CniRuntime, GcAttachment, RuntimeConf
 from multusd.cni.types import LATEST_VERSION, Interface, IPConfig, Result, has_status
-from multusd.state import CorruptStateError, StateError, StateStore
+from multusd.state import CorruptStateError, DelegateRecord, StateError, StateStore
 
 log = logging.getLogger("multusd.attach")
 
@@ -184,7 +185,7 @@ class Multus:
             records = []
         # a re-added interface replaces its old record; [0] is always the cluster network
         records = [r for i, r in enumerate(records) if i == 0 or r.ifname_request != req.ifname]
-        records.append(delegate.to_record())
+        records.append(self._record(delegate, req))
         try:
             self.state.save(req.container_id, records)
         except StateError as exc:
@@ -372,7 +373,7 @@ class Multus:
         except CniError as exc:
             raise exc.with_prefix(f"[{req.pod_ref}] ") from exc
         try:
-            self.state.save(req.container_id, [d.to_record() for d in delegates])
+            self.state.save(req.container_id, [self._record(d, req) for d in delegates])
         except StateError as exc:
             raise CniError(CniCode.IO_FAILURE, f"[{req.pod_ref}] error saving the delegates: {exc}") from exc
 
@@ -394,6 +395,17 @@ class Multus:
         await self._report(req, pod, results)
         master = next((r for d, _, r in results if d.master), results[0][2])
         return master
+
+    @staticmethod
+    def _record(delegate: Delegate, req: CniRequest) -> DelegateRecord:
+        """The scratch record, stamped with its owner so orphans can be recognised later."""
+        return dataclasses.replace(
+            delegate.to_record(),
+            netns=req.netns,
+            pod_namespace=req.pod_namespace,
+            pod_name=req.pod_name,
+            pod_uid=req.pod_uid,
+        )
 
     async def _rollback(self, req: CniRequest, mconf: MultusConf, delegates: Sequence[Delegate]) -> None:
         """DEL every delegate tried so far, in reverse, the failed one included; errors only logged."""

@@ -21,7 +21,7 @@ import pytest
 
 from multusd.kube.localapi import LocalApi
 from tests.daemon_rig import Node, make_node, pod_manifest
-from tests.netns import Netns, NetnsFactory, add_veth
+from tests.netns import Netns, NetnsFactory, add_veth, delete_netns
 
 pytestmark = pytest.mark.root
 
@@ -403,3 +403,26 @@ async def test_delegate_hotplug_adds_and_removes_an_interface(
     assert (await node.shim("DEL", "cid-hp", pod.path, conf, pod=("default", "web-0", uid))).returncode == 0
     assert not [p for p in (tmp_path / "ipam-hp" / "macvlan-conf").iterdir() if p.name[0].isdigit()]
     assert reservations(node) == []
+
+
+async def test_reaper_releases_only_orphans(node: Node, api: LocalApi, netns_factory: NetnsFactory) -> None:
+    node.write_config(reaperInterval=0.5)
+    await started(node)
+    conf = node.multus_conf()
+    live, doomed = netns_factory.create(), netns_factory.create()
+    live_pod, doomed_pod = create_pod(api, "live"), create_pod(api, "doomed")
+    assert (await node.shim("ADD", "cid-live", live.path, conf, pod=live_pod)).returncode == 0
+    assert (await node.shim("ADD", "cid-doomed", doomed.path, conf, pod=doomed_pod)).returncode == 0
+    assert len(reservations(node)) == 2
+
+    # the node lost the DEL: the sandbox netns vanished and the pod was deleted
+    delete_netns(doomed)
+    api.delete("pods", "doomed", namespace="default")
+    async with asyncio.timeout(15):
+        while (node.cni_dir / "cid-doomed").exists():
+            await asyncio.sleep(0.1)
+    assert len(reservations(node)) == 1
+    assert (node.cni_dir / "cid-live").exists()
+    assert live.link_exists("eth0")
+    assert sample(await node.metrics(), "multus_reaper_removed_total", outcome="removed") == 1
+    assert (await node.shim("DEL", "cid-live", live.path, conf, pod=live_pod)).returncode == 0
