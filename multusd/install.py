@@ -38,7 +38,6 @@ memory limit is sized for a small one-shot process.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
@@ -49,6 +48,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from multusd.cni.rootpath import resolve_in_root
 
 #: Where the init container mounts the host's ``/`` (upstream's manifest uses ``/host`` too).
 DEFAULT_HOST_ROOT = "/host"
@@ -90,7 +91,6 @@ PYTHON_PROBE_CODE = "import sys; sys.stdout.write('%d.%d' % sys.version_info[:2]
 #: coreutils chroot(1), as in multusd.cni.exec (not imported from there: it pulls in asyncio).
 CHROOT_BINARY = "/usr/sbin/chroot"
 #: Bound on symlinks followed while resolving a host path (Linux's MAXSYMLINKS is 40).
-MAX_SYMLINK_HOPS = 40
 #: Marker of our temporary files: ``.<name>.multusd-tmp-<random>``.
 TMP_MARKER = ".multusd-tmp-"
 #: Copy in chunks: plugins are a few MB each and the init container's memory is small.
@@ -159,37 +159,13 @@ class Source:
 # ------------------------------------------------------------------------------ host paths
 
 
-def resolve_in_host(host_root: str, path: str, max_hops: int = MAX_SYMLINK_HOPS) -> str:
+def resolve_in_host(host_root: str, path: str) -> str:
     """The container path of host ``path``, every symlink followed as the host would follow it.
 
     Absolute link targets restart at ``host_root`` (K3s and RHEL use absolute links; read from the
-    container, ``/usr/bin/python3 -> /usr/bin/python3.6`` must not land on the *image's* python),
-    relative ones continue from their directory, ``..`` never climbs above the root. The same
-    rules as :func:`multusd.cni.exec.resolve_in_root` (a test keeps the two equal), repeated here
-    because importing that module costs the init container asyncio. Raises
-    ``FileNotFoundError`` for a missing component and ``OSError(ELOOP)`` past ``max_hops``.
+    container, ``/usr/bin/python3 -> /usr/bin/python3.6`` must not land on the *image's* python).
     """
-    pending = [p for p in reversed(path.split("/")) if p not in ("", ".")]
-    resolved: list[str] = []  # components below the root, none of them a symlink
-    hops = 0
-    while pending:
-        part = pending.pop()
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(host_root, *resolved, part)
-        if not stat.S_ISLNK(os.lstat(candidate).st_mode):
-            resolved.append(part)
-            continue
-        hops += 1
-        if hops > max_hops:
-            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.path.join("/", *resolved, part))
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        pending.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
-    return os.path.join(host_root, *resolved)
+    return resolve_in_root(host_root, path)
 
 
 def _host_view(host_root: str, container_path: str) -> str:

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import CniCode, CniError
+from .rootpath import resolve_in_root
 from .types import LATEST_VERSION, Result
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ TEXT_BUSY_RETRY_DELAY_SECONDS = 1.0
 #: coreutils chroot(1): execs its argument with argv[0] unchanged, keeps stdin/stdout/env.
 CHROOT_BINARY = "/usr/sbin/chroot"
 #: Bound on symlinks followed while resolving a path inside a root (Linux's MAXSYMLINKS is 40).
-MAX_SYMLINK_HOPS = 40
 #: How much of an unparsable stdout is quoted in an error.
 STDOUT_EXCERPT_BYTES = 512
 
@@ -138,37 +138,6 @@ def install_pidfd_child_watcher() -> bool:
 
 # --------------------------------------------------------------------------------------------
 # Lookup
-
-
-def resolve_in_root(root: str, path: str, max_hops: int = MAX_SYMLINK_HOPS) -> str:
-    """The host path of ``path`` as a process chrooted at ``root`` would see it.
-
-    Every symlink is followed with ``root`` as ``/``: absolute targets restart at ``root``,
-    relative ones continue from their directory, and ``..`` never climbs above ``root``. Raises
-    ``FileNotFoundError`` for a missing component and ``OSError(ELOOP)`` past ``max_hops``.
-    """
-    pending = [p for p in reversed(path.split("/")) if p not in ("", ".")]
-    resolved: list[str] = []  # components below root, none of them a symlink
-    hops = 0
-    while pending:
-        part = pending.pop()
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        st = os.lstat(candidate)
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        hops += 1
-        if hops > max_hops:
-            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.path.join("/", *resolved, part))
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        pending.extend(p for p in reversed(target.split("/")) if p not in ("", "."))
-    return os.path.join(root, *resolved)
 
 
 def _is_regular_file(path: str, root: str | None) -> bool:
