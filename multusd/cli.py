@@ -159,10 +159,144 @@ def _run_run(args: argparse.Namespace) -> int:
     return daemon.run(cfg)
 
 
+# ------------------------------------------------------------------------------ generate-config
+
+
+def _generate_config_arguments(parser: argparse.ArgumentParser) -> None:
+    from multusd.config import DEFAULT_CONFIG_PATH
+
+    parser.add_argument(
+        "--config",
+        "-config",
+        default=DEFAULT_CONFIG_PATH,
+        metavar="PATH",
+        help=f"daemon-config.json (default {DEFAULT_CONFIG_PATH}); a missing file means all defaults",
+    )
+    parser.add_argument("--stdout", action="store_true", help="print the config instead of writing it")
+
+
+def _generate_config_run(args: argparse.Namespace) -> int:
+    from multusd.autoconf import CONF_MODE, EXIT_AUTOCONF, AutoconfError, render_once
+    from multusd.config import ConfigError, load_config, parse_config
+    from multusd.state import write_atomic
+
+    try:
+        cfg = load_config(args.config) if Path(args.config).exists() else parse_config({}, f"{args.config} (absent)")
+    except ConfigError as exc:
+        print(f"multusd: {exc}", file=sys.stderr)
+        return 1
+    try:
+        target, content = render_once(cfg)
+    except AutoconfError as exc:
+        print(f"multusd generate-config: {exc}", file=sys.stderr)
+        return EXIT_AUTOCONF
+    if args.stdout:
+        sys.stdout.write(content.decode() + "\n")
+        return 0
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, content, CONF_MODE)
+    except OSError as exc:
+        print(f"multusd generate-config: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_AUTOCONF
+    print(f"wrote {target}", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------ install
+
+
+def _install_arguments(parser: argparse.ArgumentParser) -> None:
+    from multusd import install
+
+    def plugin_list(value: str) -> tuple[str, ...]:
+        try:
+            return install.parse_plugins(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "Copies multus-shim and passthru (first line rewritten to the host's python3) and the --plugins\n"
+        "into the host's CNI bin dir, each by tmp file + rename (safe while they run). Exit 0 ok, 1 failure.\n"
+        "Example (init container, host / mounted at /host):\n"
+        "  multusd install --host-root /host --bin-dir /var/lib/rancher/k3s/data/cni --plugins ipvlan,macvlan"
+    )
+    parser.add_argument(
+        "--host-root",
+        default=install.DEFAULT_HOST_ROOT,
+        metavar="PATH",
+        help=f"where the host's / is mounted; '/' when run on the host (default {install.DEFAULT_HOST_ROOT})",
+    )
+    parser.add_argument(
+        "--bin-dir",
+        default=install.DEFAULT_BIN_DIR,
+        metavar="HOSTPATH",
+        help=f"containerd's CNI bin dir as a host path, resolved under --host-root (default {install.DEFAULT_BIN_DIR})",
+    )
+    parser.add_argument(
+        "--dest-dir",
+        "-d",
+        metavar="PATH",
+        help="the bin dir as a container path, used as is; overrides --bin-dir (upstream install_multus -d)",
+    )
+    parser.add_argument(
+        "--plugins",
+        type=plugin_list,
+        default=install.DEFAULT_PLUGINS,
+        metavar="LIST",
+        help=f"comma-separated extra plugins to copy, '' for none (default {','.join(install.DEFAULT_PLUGINS)})",
+    )
+    parser.add_argument(
+        "--plugins-src",
+        default=install.DEFAULT_PLUGINS_SRC,
+        metavar="DIR",
+        help=f"where the extra plugins are read from (default {install.DEFAULT_PLUGINS_SRC})",
+    )
+    parser.add_argument(
+        "--shim-src",
+        metavar="DIR",
+        help=(
+            f"directory with multus-shim and passthru (default ${install.SHIM_DIR_ENV}, "
+            f"else {install.IMAGE_SHIM_DIR}, else the source checkout's shim/)"
+        ),
+    )
+    parser.add_argument(
+        "--python",
+        metavar="HOSTPATH",
+        help="host interpreter for the shebangs, still test-run (default: the first usable of "
+        + ", ".join(install.PYTHON_CANDIDATES[:3])
+        + ", /usr/bin/python3.X …)",
+    )
+
+
+def _install_run(args: argparse.Namespace) -> int:
+    from multusd.install import InstallOptions, run_install
+
+    options = InstallOptions(
+        host_root=args.host_root,
+        bin_dir=args.bin_dir,
+        dest_dir=args.dest_dir,
+        plugins=tuple(args.plugins),
+        plugins_src=args.plugins_src,
+        shim_src=args.shim_src,
+        python=args.python,
+    )
+    return run_install(options)
+
+
 COMMANDS: dict[str, Command] = {
     "version": Command("print the version", _version_arguments, _version_run),
     "run": Command("run the daemon (the DaemonSet's main container)", _run_arguments, _run_run),
+    "install": Command(
+        "install multus-shim, passthru and extra plugins on the host (the DaemonSet's init container)",
+        _install_arguments,
+        _install_run,
+    ),
     "localapi": Command("run the in-memory Kubernetes API server (tests, demo)", _localapi_arguments, _localapi_run),
+    "generate-config": Command(
+        "write 00-multus.conf once (or print it) and exit", _generate_config_arguments, _generate_config_run
+    ),
 }
 
 
