@@ -326,6 +326,10 @@ IGNORED_KEYS: dict[str, str] = {
 }
 
 
+# Shim settings: not the daemon's, but copied into 00-multus.conf for the shim (README, "Shim settings").
+SHIM_KEYS = ("daemonReadyTimeout", "daemonDelTimeout", "daemonRequestTimeout")
+
+
 def _type_ok(kind: str, value: Any) -> bool:
     if kind == "str":
         return isinstance(value, str)
@@ -432,6 +436,10 @@ def parse_config(obj: Any, source: str = "<config>", env: Mapping[str, str] | No
     for key, value in obj.items():
         spec = known.get(key) or lowered.get(key.lower())  # Go's decoder matches keys case-insensitively
         if spec is None:
+            if key in SHIM_KEYS:
+                if not _type_ok("float", value) or value <= 0:
+                    raise ConfigError(f"{source}: key {key!r} must be a number of seconds greater than 0: {value!r}")
+                continue
             if key in IGNORED_KEYS:
                 log.warning("%s: key %r is ignored: %s", source, key, IGNORED_KEYS[key])
             else:

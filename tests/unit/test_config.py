@@ -101,6 +101,15 @@ def test_unknown_and_ignored_keys_warn(caplog: pytest.LogCaptureFixture) -> None
     assert cfg.raw["frobnicate"] == 1  # still part of the request override
 
 
+def test_shim_keys_are_accepted_quietly_and_checked(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        cfg = parse_config({"daemonReadyTimeout": 30, "daemonDelTimeout": 5.5}, "f.json", env={})
+    assert caplog.text == ""
+    assert cfg.raw["daemonReadyTimeout"] == 30
+    with pytest.raises(ConfigError, match="key .daemonDelTimeout. must be a number of seconds"):
+        parse_config({"daemonDelTimeout": "5"}, "f.json", env={})
+
+
 def test_keys_match_case_insensitively_like_go() -> None:
     cfg = parse_config({"BINDIR": "/opt/cni/bin", "loglevel": "DEBUG"}, env={})
     assert cfg.bin_dir == "/opt/cni/bin"
