@@ -28,11 +28,13 @@ from aiohttp import web
 
 from multusd.apisources import ApiNads, ApiPods, ApiStatusSink
 from multusd.attach.flows import FlowSettings, Multus
+from multusd.autoconf import EXIT_AUTOCONF, AutoconfError, ConfigManager
 from multusd.cni.cache import ResultCache
 from multusd.cni.exec import PluginExecutor, install_pidfd_child_watcher
 from multusd.cni.runtime import CniRuntime
 from multusd.config import LEGACY_SOCKET_NAME, DaemonConfig
-from multusd.kube.client import ClientSettings, make_kube_client
+from multusd.kube.client import ClientSettings, KubeClient, make_kube_client
+from multusd.kube.errors import KubeError, NotFound
 from multusd.kube.watch import NadCache, PodCache
 from multusd.metrics import Metrics
 from multusd.reaper import Reaper
@@ -46,6 +48,7 @@ EXIT_CONFIG = 1
 EXIT_TASK_DIED = 3
 READINESS_POLL_SECONDS = 1.0
 EVENT_DRAIN_SECONDS = 2.0
+DEFAULT_DAEMONSET_NAME = "kube-multus-ds"
 
 _LEVELS = {"panic": logging.CRITICAL, "error": logging.ERROR, "verbose": logging.INFO, "debug": logging.DEBUG}
 
@@ -99,6 +102,30 @@ def link_legacy_socket(socket_path: Path) -> Path | None:
         return None
     legacy.symlink_to(socket_path.name)
     return legacy
+
+
+async def daemonset_gone(client: KubeClient) -> bool:
+    """Is this pod's DaemonSet deleted or being deleted? (``cleanupConfigOnExit: auto``)
+
+    Only then is 00-multus.conf removed: a restart or an upgrade keeps it, so pods created in the
+    gap wait for the next daemon instead of silently getting flannel only (P3). Without a known
+    namespace (not running as the DaemonSet) or on API trouble the answer is "no": keep the file.
+    """
+    namespace = os.environ.get("MULTUS_POD_NAMESPACE", "")
+    name = os.environ.get("MULTUS_DAEMONSET_NAME", DEFAULT_DAEMONSET_NAME)
+    if not namespace:
+        log.info("MULTUS_POD_NAMESPACE not set: not running as a DaemonSet, keeping 00-multus.conf")
+        return False
+    try:
+        ds = await client.get_daemonset(namespace, name)
+    except NotFound:
+        return True
+    except KubeError as exc:
+        log.warning(
+            "cannot tell whether DaemonSet %s/%s is being deleted (%s); keeping 00-multus.conf", namespace, name, exc
+        )
+        return False
+    return bool((ds.get("metadata") or {}).get("deletionTimestamp"))
 
 
 class Daemon:
@@ -207,6 +234,17 @@ class Daemon:
             self.metrics_address = metrics_runner.addresses[0][:2]
             log.info("metrics on http://%s:%d/metrics", *self.metrics_address)
 
+            # 00-multus.conf: the primary wait overlaps cache sync; written once the socket serves.
+            autoconf = ConfigManager(cfg)
+            serving = asyncio.Event()
+            autoconf_task = asyncio.create_task(autoconf.run(self.stop, serving), name="autoconf")
+
+            async def finish_autoconf() -> None:
+                if not autoconf_task.done():
+                    autoconf_task.cancel()
+                await asyncio.gather(autoconf_task, return_exceptions=True)
+                await autoconf.cleanup_on_exit(cfg.cleanup_config_on_exit, lambda: daemonset_gone(client))
+
             socket_path = cfg.effective_socket_path
             prepare_socket_dir(socket_path)
             deps = ServerDeps(
@@ -224,11 +262,13 @@ class Daemon:
                     if path is not None and (path.is_symlink() or path.exists()):
                         path.unlink()
 
-            stack.push_async_callback(remove_socket)  # registered last: unwinds first after the drain below
+            stack.push_async_callback(remove_socket)
+            stack.push_async_callback(finish_autoconf)  # unwinds before the socket goes
             log.info("serving CNI requests on %s", socket_path)
+            serving.set()
 
             ready_task = asyncio.create_task(self._become_ready(pods, nads), name="readiness")
-            code = await self._wait_for_stop([*tasks, ready_task])
+            code = await self._wait_for_stop([*tasks, autoconf_task])
             ready_task.cancel()
 
             # Graceful shutdown: stop taking new work, let what runs finish (DELs still served).
@@ -258,18 +298,26 @@ class Daemon:
         log.info("ready: %d pod(s) on node %r, %d NAD(s) cached", len(pods), self.cfg.node_name, len(nads))
 
     async def _wait_for_stop(self, guarded: list[asyncio.Task[None]]) -> int:
-        """Until stop is set (0) or a watch task ends, which it never should (non-zero)."""
+        """Until stop is set (0) or a guarded task ends, which none should before stop (non-zero)."""
         stopper: asyncio.Task[Any] = asyncio.create_task(self.stop.wait(), name="stop")
-        watched: set[asyncio.Task[Any]] = {stopper, *(t for t in guarded if t.get_name().startswith("watch:"))}
+        watched: set[asyncio.Task[Any]] = {stopper, *guarded}
         done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         if stopper in done:
             return EXIT_OK
+        code = EXIT_TASK_DIED
         for task in done:
             error = task.exception() if not task.cancelled() else None
-            log.error("task %s ended unexpectedly: %r; exiting so the kubelet restarts multusd", task.get_name(), error)
+            if isinstance(error, AutoconfError):
+                log.error("00-multus.conf: %s; exiting", error)
+                code = EXIT_AUTOCONF
+            else:
+                log.error(
+                    "task %s ended unexpectedly: %r; exiting so the kubelet restarts multusd", task.get_name(), error
+                )
         self.health.ready = False
-        return EXIT_TASK_DIED
+        self.stop.set()
+        return code
 
     def _observe_delegate(self, plugin: str, command: str, seconds: float, code: int | None) -> None:
         self.metrics.delegate_duration.labels(plugin, command).observe(seconds)

@@ -140,16 +140,17 @@ class Node:
         self.daemon_config = cfg
         self.config_path.write_text(json.dumps(cfg))
 
-    def start(self) -> None:
+    def start(self, env: Mapping[str, str] | None = None) -> None:
         assert self.process is None or self.process.poll() is not None, "daemon already running"
         self.log_path = self.tmp / "daemon.log"
         log = self.log_path.open("ab")
-        env = {k: v for k, v in os.environ.items() if k != "CNI_PATH"}
+        full_env = {k: v for k, v in os.environ.items() if k != "CNI_PATH"}
+        full_env.update(env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "multusd.cli", "run", "--config", str(self.config_path)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=full_env,
             cwd=ROOT,
         )
         log.close()
@@ -177,6 +178,22 @@ class Node:
             self.process.kill()
             self.process.wait(5)
             raise
+
+    async def terminate(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM and wait without blocking the event loop (the in-process API must keep answering
+        while the daemon shuts down: it checks its DaemonSet and drains events)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(timeout):
+                while self.process.poll() is None:
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            self.process.kill()
+            self.process.wait(5)
+            raise
+        return self.process.returncode
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""

@@ -42,7 +42,7 @@ async def node(tmp_path: Path, netns_factory: NetnsFactory, api: LocalApi) -> As
     try:
         yield rig
     finally:
-        code = rig.stop()
+        code = await rig.terminate()
         if code not in (None, 0):
             print(rig.log())
 
@@ -132,7 +132,7 @@ async def test_del_without_api_after_pod_deletion_and_restart_and_twice(
     assert not pods[1].link_exists("eth0")
 
     # 3. after a daemon restart
-    assert node.stop() == 0
+    assert await node.terminate() == 0
     await started(node)
     third = await node.shim("DEL", "cid-2", pods[2].path, conf, pod=identities[2])
     assert third.returncode == 0, third.stdout
@@ -159,7 +159,7 @@ async def test_shim_waits_for_a_restarting_daemon_then_gives_up_with_code_11(
     assert pod.link_exists("eth0")
     assert (await node.shim("DEL", "cid-late", pod.path, conf)).returncode == 0
 
-    node.stop()
+    await node.terminate()
     began = time.monotonic()
     late = await node.shim("ADD", "cid-never", pod.path, node.multus_conf(daemonReadyTimeout=2))
     assert late.returncode == 1
@@ -321,7 +321,10 @@ async def test_graceful_shutdown_finishes_in_flight_serves_del_and_removes_socke
 
     add = await in_flight
     assert add.returncode == 0, add.stdout
-    assert node.process.wait(15) == 0
+    async with asyncio.timeout(15):
+        while node.process.poll() is None:
+            await asyncio.sleep(0.05)
+    assert node.process.returncode == 0
     assert not node.socket_path.exists()
     assert not (node.socket_path.parent / "multus.sock").is_symlink()
     log_text = (node.tmp / "multusd.log").read_text()
@@ -426,3 +429,51 @@ async def test_reaper_releases_only_orphans(node: Node, api: LocalApi, netns_fac
     assert live.link_exists("eth0")
     assert sample(await node.metrics(), "multus_reaper_removed_total", outcome="removed") == 1
     assert (await node.shim("DEL", "cid-live", live.path, conf, pod=live_pod)).returncode == 0
+
+
+DAEMONSET = {
+    "apiVersion": "apps/v1",
+    "kind": "DaemonSet",
+    "metadata": {"name": "kube-multus-ds", "namespace": "kube-system"},
+    "spec": {
+        "selector": {"matchLabels": {"app": "multus"}},
+        "template": {"metadata": {"labels": {"app": "multus"}}, "spec": {"containers": [{"name": "m", "image": "x"}]}},
+    },
+}
+
+
+async def test_generated_multus_conf_drives_the_shim_and_survives_restarts(
+    node: Node, api: LocalApi, netns_factory: NetnsFactory
+) -> None:
+    api.create(DAEMONSET)
+    generated = node.conf_dir / "00-multus.conf"
+    node.start(env={"MULTUS_POD_NAMESPACE": "kube-system"})
+    await node.wait_ready()
+    async with asyncio.timeout(10):
+        while not generated.exists():
+            await asyncio.sleep(0.05)
+    conf = json.loads(generated.read_text())
+    assert conf == {  # upstream copies binDir/cniDir/logLevel when daemon-config sets them
+        "binDir": str(node.bin_dir),
+        "cniDir": str(node.cni_dir),
+        "capabilities": {"bandwidth": True, "portMappings": True},
+        "cniVersion": "1.0.0",
+        "logLevel": "debug",
+        "name": "multus-cni-network",
+        "clusterNetwork": str(node.cluster_conflist),
+        "daemonSocketPath": str(node.socket_path),
+        "type": "multus-shim",
+    }
+    pod = netns_factory.create()
+    add = await node.shim("ADD", "cid-gen", pod.path, conf)
+    assert add.returncode == 0, add.stdout + node.log()
+    assert (await node.shim("DEL", "cid-gen", pod.path, conf)).returncode == 0
+
+    assert await node.terminate() == 0
+    assert generated.exists(), "a restart must not open a flannel-only window (cleanupConfigOnExit: auto)"
+
+    node.start(env={"MULTUS_POD_NAMESPACE": "kube-system"})
+    await node.wait_ready()
+    api.delete("daemonsets", "kube-multus-ds", namespace="kube-system")
+    assert await node.terminate() == 0
+    assert not generated.exists(), "uninstalling the DaemonSet removes 00-multus.conf\n" + node.log()[-3000:]

@@ -106,7 +106,7 @@ def test_shim_keys_are_accepted_quietly_and_checked(caplog: pytest.LogCaptureFix
         cfg = parse_config({"daemonReadyTimeout": 30, "daemonDelTimeout": 5.5}, "f.json", env={})
     assert caplog.text == ""
     assert cfg.raw["daemonReadyTimeout"] == 30
-    with pytest.raises(ConfigError, match="key .daemonDelTimeout. must be a number of seconds"):
+    with pytest.raises(ConfigError, match=r"key .daemonDelTimeout. must be a number of seconds"):
         parse_config({"daemonDelTimeout": "5"}, "f.json", env={})
 
 

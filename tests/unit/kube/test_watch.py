@@ -39,7 +39,7 @@ async def eventually(predicate: Callable[[], bool], what: str) -> None:
     """Poll a condition on the loop (1 ms steps), bounded."""
     try:
         async with asyncio.timeout(WAIT):
-            while not predicate():  # noqa: ASYNC110 - the state lives in another object, no event to wait on
+            while not predicate():
                 await asyncio.sleep(0.001)
     except TimeoutError:
         pytest.fail(f"timed out waiting for: {what}")
