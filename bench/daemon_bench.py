@@ -19,6 +19,7 @@ from pathlib import Path
 
 from multusd.kube.localapi import LocalApi
 from tests.daemon_rig import Node, make_node, pod_manifest
+from tests.netns import create_netns, delete_netns
 
 
 def rss_mib(pid: int) -> tuple[float, float]:
@@ -44,6 +45,7 @@ async def run(pairs: int, concurrency: int) -> None:
             )
             node.write_config(maxConcurrentRequests=8, logLevel="error")
             uids = [api.create(pod_manifest(f"bench-{i}"))["metadata"]["uid"] for i in range(pairs)]
+            pod_ns = create_netns()  # the recorder creates no interface: one netns serves every pod
             node.start()
             try:
                 await node.wait_ready()
@@ -60,10 +62,10 @@ async def run(pairs: int, concurrency: int) -> None:
                     identity = ("default", f"bench-{i}", uids[i])
                     async with sem:
                         began = time.perf_counter()
-                        add = await node.shim("ADD", f"cid-{i}", "/var/run/netns/x", conf, pod=identity)
+                        add = await node.shim("ADD", f"cid-{i}", pod_ns.path, conf, pod=identity)
                         add_ms.append((time.perf_counter() - began) * 1000)
                         began = time.perf_counter()
-                        delete = await node.shim("DEL", f"cid-{i}", "/var/run/netns/x", conf, pod=identity)
+                        delete = await node.shim("DEL", f"cid-{i}", pod_ns.path, conf, pod=identity)
                         del_ms.append((time.perf_counter() - began) * 1000)
                         assert add.returncode == 0 and delete.returncode == 0, add.stdout + delete.stdout
 
@@ -78,7 +80,8 @@ async def run(pairs: int, concurrency: int) -> None:
                 print(f"daemon RSS at ready: {at_rest[0]:.1f} MiB; after load: {after[0]:.1f} MiB", end="")
                 print(f" (peak {after[1]:.1f} MiB)")
             finally:
-                node.stop()
+                await node.terminate()
+                delete_netns(pod_ns)
 
 
 def main() -> None:

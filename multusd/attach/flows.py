@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_interface
 from typing import Any, Protocol
 
+from multusd.attach import routes
 from multusd.attach.delegates import (
     Delegate,
     MultusConf,
@@ -80,6 +81,30 @@ class StatusSink(Protocol):
         ...
 
 
+class NetnsOps(Protocol):
+    """What the flows do inside a pod's network namespace (attach/routes.py by default)."""
+
+    async def validate_ifname(self, netns_path: str, ifname: str) -> None: ...
+
+    async def apply_gateway_request(
+        self, netns_path: str, ifname: str, *, delete_v4: bool, delete_v6: bool, gateways: Sequence[str]
+    ) -> None: ...
+
+
+class _RoutesModule:
+    """The real NetnsOps: attach/routes.py (pyroute2 is imported only when routes change)."""
+
+    async def validate_ifname(self, netns_path: str, ifname: str) -> None:
+        await routes.validate_ifname(netns_path, ifname)
+
+    async def apply_gateway_request(
+        self, netns_path: str, ifname: str, *, delete_v4: bool, delete_v6: bool, gateways: Sequence[str]
+    ) -> None:
+        await routes.apply_gateway_request(
+            netns_path, ifname, delete_v4=delete_v4, delete_v6=delete_v6, gateways=gateways
+        )
+
+
 #: (plugin type, command, seconds, CNI error code or None) for every delegate execution.
 DelegateObserver = Callable[[str, str, float, int | None], None]
 #: The pod's annotations applied to the cluster delegates: the default-network annotation may
@@ -107,6 +132,7 @@ class Multus:
         sink: StatusSink | None = None,
         settings: FlowSettings | None = None,
         pod_delegates: PodDelegates | None = None,
+        netns: NetnsOps | None = None,
     ) -> None:
         self.runtime = runtime
         self.state = state
@@ -115,6 +141,7 @@ class Multus:
         self.sink = sink
         self.settings = settings or FlowSettings()
         self.pod_delegates = pod_delegates
+        self.netns: NetnsOps = netns if netns is not None else _RoutesModule()
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -174,6 +201,7 @@ class Multus:
         rt = self._runtime_conf(req, mconf, delegate, req.ifname, add=True)
         context = f"[{req.pod_ref}:{delegate.name}] "
         try:
+            await self._validate_ifname(req, delegate, req.ifname)
             result = await self._exec("ADD", delegate, rt)
         except CniError as exc:
             raise exc.with_prefix(f'{context}error adding container to network "{delegate.network_name}": ') from exc
@@ -382,6 +410,7 @@ class Multus:
             ifname = ifname_for(delegate, index, req.ifname)
             rt = self._runtime_conf(req, mconf, delegate, ifname, add=True)
             try:
+                await self._validate_ifname(req, delegate, ifname)
                 result = await self._exec("ADD", delegate, rt)
             except CniError as exc:
                 await self._rollback(req, mconf, delegates[: index + 1])
@@ -392,9 +421,50 @@ class Multus:
             assert result is not None
             results.append((delegate, ifname, result))
 
+        try:
+            await self._apply_gateways(req, results)
+        except CniError as exc:
+            await self._rollback(req, mconf, delegates)
+            self.state.remove(req.container_id)
+            raise exc.with_prefix(f"[{req.pod_ref}] ") from exc
         await self._report(req, pod, results)
         master = next((r for d, _, r in results if d.master), results[0][2])
         return master
+
+    async def _validate_ifname(self, req: CniRequest, delegate: Delegate, ifname: str) -> None:
+        """The interface must not exist yet in the pod (upstream's validateIfName, §6 step 11a)."""
+        try:
+            await self.netns.validate_ifname(req.netns, ifname)
+        except CniError as exc:
+            raise exc.with_prefix(
+                f'DelegateAdd: cannot set "{delegate.plugin_type}" interface name to "{ifname}": '
+            ) from exc
+
+    async def _apply_gateways(self, req: CniRequest, results: Sequence[tuple[Delegate, str, Result]]) -> None:
+        """``default-route`` requests (§6 step 13): move default routes, then edit the cached results."""
+        for delegate, ifname, result in results:
+            if not (result.interfaces or result.ips):
+                continue
+            actions = routes.gateway_actions(
+                delegate.filter_v4_gateway, delegate.filter_v6_gateway, delegate.default_route
+            )
+            if not (actions.delete_v4 or actions.delete_v6 or actions.add):
+                continue
+            await self.netns.apply_gateway_request(
+                req.netns, ifname, delete_v4=actions.delete_v4, delete_v6=actions.delete_v6, gateways=actions.add
+            )
+            cache = self.runtime.cache
+            if cache is not None:
+                await asyncio.to_thread(
+                    routes.edit_cached_gateways,
+                    cache,
+                    delegate.network_name,
+                    req.container_id,
+                    ifname,
+                    delete_v4=actions.delete_v4,
+                    delete_v6=actions.delete_v6,
+                    add=actions.add,
+                )
 
     @staticmethod
     def _record(delegate: Delegate, req: CniRequest) -> DelegateRecord:

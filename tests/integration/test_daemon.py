@@ -246,7 +246,10 @@ async def test_metrics_count_requests_with_go_labels(node: Node, netns_factory: 
     assert sample(after, "process_resident_memory_bytes") > 0
 
 
-async def test_thirty_concurrent_adds_with_four_slots(node: Node, api: LocalApi, tmp_path: Path) -> None:
+async def test_thirty_concurrent_adds_with_four_slots(
+    node: Node, api: LocalApi, tmp_path: Path, netns_factory: NetnsFactory
+) -> None:
+    shared = netns_factory.create()  # the recorder creates no interface: one netns serves every pod
     slow = node.conf_dir / "30-slow.conflist"
     slow.write_text(
         json.dumps(
@@ -270,7 +273,7 @@ async def test_thirty_concurrent_adds_with_four_slots(node: Node, api: LocalApi,
 
     watcher = asyncio.create_task(watch_queue())
     results = await asyncio.gather(
-        *(node.shim("ADD", f"cid-b{i}", f"/var/run/netns/fake-{i}", conf, pod=identities[i]) for i in range(30))
+        *(node.shim("ADD", f"cid-b{i}", shared.path, conf, pod=identities[i]) for i in range(30))
     )
     watcher.cancel()
     failures = [r.stdout for r in results if r.returncode != 0]
@@ -298,7 +301,8 @@ async def test_graceful_shutdown_finishes_in_flight_serves_del_and_removes_socke
     other = create_pod(api, "other")
     await started(node)
     conf = node.multus_conf(clusterNetwork=str(slow))
-    in_flight = asyncio.create_task(node.shim("ADD", "cid-slow", "/var/run/netns/fake", conf))
+    pod = netns_factory.create()
+    in_flight = asyncio.create_task(node.shim("ADD", "cid-slow", pod.path, conf))
     async with asyncio.timeout(10):
         while "multus_requests_in_flight 1.0" not in await node.metrics():
             await asyncio.sleep(0.05)
@@ -312,11 +316,9 @@ async def test_graceful_shutdown_finishes_in_flight_serves_del_and_removes_socke
                     break
             await asyncio.sleep(0.05)
 
-    refused = await node.shim(
-        "ADD", "cid-new", "/var/run/netns/fake", node.multus_conf(daemonReadyTimeout=1), pod=other
-    )
+    refused = await node.shim("ADD", "cid-new", pod.path, node.multus_conf(daemonReadyTimeout=1), pod=other)
     assert refused.returncode == 1 and refused.json()["code"] == 11
-    served = await node.shim("DEL", "cid-other", "/var/run/netns/fake", conf, pod=other)
+    served = await node.shim("DEL", "cid-other", pod.path, conf, pod=other)
     assert served.returncode == 0, served.stdout
 
     add = await in_flight

@@ -18,7 +18,7 @@ from multusd.cni.exec import PluginExecutor
 from multusd.cni.runtime import CniRuntime
 from multusd.reaper import Reaper, survey
 from multusd.state import StateStore
-from tests.unit.attach.test_flows import PLUGINS, Pods, Sink
+from tests.unit.attach.test_flows import PLUGINS, Netns, Pods, Sink
 
 CID_ARGS = (
     "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name};K8S_POD_INFRA_CONTAINER_ID={cid};K8S_POD_UID={uid}"
@@ -47,7 +47,7 @@ class World:
         self.cache = ResultCache(str(tmp / "multus"))
         self.pods = Pods()
         runtime = CniRuntime(PluginExecutor([str(PLUGINS)], timeout_seconds=20), self.cache)
-        self.multus = Multus(runtime, self.state, pods=self.pods, sink=Sink())
+        self.multus = Multus(runtime, self.state, pods=self.pods, sink=Sink(), netns=Netns())
         self.outcomes: list[str] = []
         self.synced = True
         self.reaper = Reaper(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,23 @@ class Sink:
 
     def event(self, pod: PodInfo, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))
+
+
+@dataclass
+class Netns:
+    """NetnsOps double: these tests use made-up netns paths; namespaces are tested for real elsewhere."""
+
+    existing: set[tuple[str, str]] = field(default_factory=set)
+    gateway_calls: list[tuple[str, bool, bool, tuple[str, ...]]] = field(default_factory=list)
+
+    async def validate_ifname(self, netns_path: str, ifname: str) -> None:
+        if (netns_path, ifname) in self.existing:
+            raise CniError(999, f"validateIfName: interface name {ifname} already exists")
+
+    async def apply_gateway_request(
+        self, netns_path: str, ifname: str, *, delete_v4: bool, delete_v6: bool, gateways: Sequence[str]
+    ) -> None:
+        self.gateway_calls.append((ifname, delete_v4, delete_v6, tuple(gateways)))
 
 
 @dataclass
@@ -128,7 +146,7 @@ def rig(tmp_path: Path) -> Rig:
         on_status_failure=lambda: counters.__setitem__("status", counters["status"] + 1),
         on_corrupt_state=lambda: counters.__setitem__("corrupt", counters["corrupt"] + 1),
     )
-    multus = Multus(runtime, state, pods=pods, sink=sink, settings=settings)
+    multus = Multus(runtime, state, pods=pods, sink=sink, settings=settings, netns=Netns())
     return Rig(tmp_path, multus, pods, sink, state, record, conf_dir, counters)
 
 
@@ -293,3 +311,31 @@ async def test_gc_passes_runtime_valid_attachments(rig: Rig) -> None:
     gcs = [c for c in rig.calls() if c["command"] == "GC"]
     assert len(gcs) == 2
     assert gcs[0]["stdin"]["cni.dev/valid-attachments"] == valid
+
+
+async def test_existing_interface_name_is_refused_before_running_and_rolled_back(rig: Rig) -> None:
+    netns = rig.multus.netns
+    assert isinstance(netns, Netns)
+    netns.existing.add(("/var/run/netns/test", "eth0"))
+    with pytest.raises(CniError) as info:
+        await rig.multus.add(rig.request("ADD"))
+    assert info.value.msg.startswith('[default/web-0:cbr0] error adding container to network "cbr0": ')
+    assert 'DelegateAdd: cannot set "cni-recorder" interface name to "eth0"' in info.value.msg
+    assert [c["command"] for c in rig.calls()] == ["DEL", "DEL"]  # the failed delegate is rolled back too
+    assert rig.state.load("c1") is None
+
+
+async def test_default_route_request_moves_routes_and_edits_the_cache(rig: Rig) -> None:
+    async def with_gateway(pod: PodInfo, mconf: Any, delegates: list[Any]) -> list[Any]:
+        import dataclasses
+
+        return [dataclasses.replace(delegates[0], default_route=("10.42.0.254",))]
+
+    rig.multus.pod_delegates = with_gateway
+    await rig.multus.add(rig.request("ADD"))
+    netns = rig.multus.netns
+    assert isinstance(netns, Netns)
+    assert netns.gateway_calls == [("eth0", True, True, ("10.42.0.254",))]
+    cached = ResultCache(str(rig.tmp / "multus")).load("cbr0", "c1", "eth0")
+    assert cached is not None and cached.result is not None
+    assert {"dst": "0.0.0.0/0", "gw": "10.42.0.254"} in cached.result["routes"]
