@@ -34,7 +34,7 @@ from multusd.cni.exec import PluginExecutor, install_pidfd_child_watcher
 from multusd.cni.runtime import CniRuntime
 from multusd.config import LEGACY_SOCKET_NAME, DaemonConfig
 from multusd.kube.client import ClientSettings, KubeClient, make_kube_client
-from multusd.kube.errors import KubeError, NotFound
+from multusd.kube.errors import Forbidden, KubeError, NotFound, Unauthorized
 from multusd.kube.watch import NadCache, PodCache
 from multusd.metrics import Metrics
 from multusd.reaper import Reaper
@@ -119,6 +119,12 @@ async def daemonset_gone(client: KubeClient) -> bool:
     try:
         ds = await client.get_daemonset(namespace, name)
     except NotFound:
+        return True
+    except (Unauthorized, Forbidden):
+        # `kubectl delete -f` removes our ServiceAccount/RBAC along with the DaemonSet: losing our
+        # own credentials at exit means we are being uninstalled, and a kept 00-multus.conf would
+        # send every new pod to a daemon that never comes back (P4).
+        log.info("DaemonSet %s/%s unreadable with our credentials: treating it as deleted", namespace, name)
         return True
     except KubeError as exc:
         log.warning(
