@@ -285,6 +285,33 @@ def _install_run(args: argparse.Namespace) -> int:
     return run_install(options)
 
 
+# ------------------------------------------------------------------------------ validate / inspect
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    from multusd import validate
+
+    validate.add_arguments(parser)
+
+
+def _validate_run(args: argparse.Namespace) -> int:
+    from multusd import validate
+
+    return validate.run(args)
+
+
+def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
+    from multusd import inspection
+
+    inspection.add_arguments(parser)
+
+
+def _inspect_run(args: argparse.Namespace) -> int:
+    from multusd import inspection
+
+    return inspection.run(args)
+
+
 COMMANDS: dict[str, Command] = {
     "version": Command("print the version", _version_arguments, _version_run),
     "run": Command("run the daemon (the DaemonSet's main container)", _run_arguments, _run_run),
@@ -296,6 +323,16 @@ COMMANDS: dict[str, Command] = {
     "localapi": Command("run the in-memory Kubernetes API server (tests, demo)", _localapi_arguments, _localapi_run),
     "generate-config": Command(
         "write 00-multus.conf once (or print it) and exit", _generate_config_arguments, _generate_config_run
+    ),
+    "validate": Command(
+        "dry-run NetworkAttachmentDefinitions and pod network annotations (files and/or --from-cluster)",
+        _validate_arguments,
+        _validate_run,
+    ),
+    "inspect": Command(
+        "show the attachments multusd holds on this node, orphans, and the daemon's health",
+        _inspect_arguments,
+        _inspect_run,
     ),
 }
 

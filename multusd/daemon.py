@@ -28,6 +28,7 @@ from aiohttp import web
 
 from multusd.apisources import ApiNads, ApiPods, ApiStatusSink
 from multusd.attach.flows import FlowSettings, Multus
+from multusd.attach.podnets import make_pod_delegates
 from multusd.autoconf import EXIT_AUTOCONF, AutoconfError, ConfigManager
 from multusd.cni.cache import ResultCache
 from multusd.cni.exec import PluginExecutor, install_pidfd_child_watcher
@@ -192,13 +193,17 @@ class Daemon:
                 on_corrupt_state=lambda: log.error("corrupt scratch file found (see above)"),
             )
             api_pods = ApiPods(pods, client, live_timeout=cfg.api_timeout)
+            api_nads = ApiNads(nads, client)
             multus = Multus(
                 runtime,
                 state,
                 pods=api_pods,
-                nads=ApiNads(nads, client),
+                nads=api_nads,
                 sink=sink,
                 settings=settings,
+                pod_delegates=make_pod_delegates(
+                    api_nads, lambda pod, message: sink.event(pod, "Warning", "NoNetworkFound", message)
+                ),
             )
             self.metrics.scrape_gauge("multus_state_files", "Scratch files in cniDir (attachments held).", state.count)
             self.metrics.scrape_gauge("multus_pod_cache_objects", "Pods in this node's watch cache.", lambda: len(pods))

@@ -24,6 +24,7 @@ from ipaddress import ip_address, ip_interface
 from typing import Any, Protocol
 
 from multusd.attach import routes
+from multusd.attach.auxchain import auxiliary_chain
 from multusd.attach.delegates import (
     Delegate,
     MultusConf,
@@ -311,15 +312,40 @@ class Multus:
             )
         return pod
 
-    async def _delegates_for(self, mconf: MultusConf, pod: PodInfo | None) -> list[Delegate]:
+    async def _delegates_for(self, mconf: MultusConf, pod: PodInfo | None, *, for_del: bool = False) -> list[Delegate]:
+        """Cluster network, defaultNetworks, the pod's own networks, then the auxiliary chain.
+
+        For a DEL rebuilt without a scratch file the pod's networks are best effort: a NAD deleted
+        since the ADD must not block releasing the cluster network (nor post NoNetworkFound).
+        """
+
         def missing_nad(message: str) -> None:
-            if pod is not None and self.sink is not None:
+            if pod is not None and self.sink is not None and not for_del:
                 self.sink.event(pod, "Warning", "NoNetworkFound", message)
 
         delegates = await cluster_delegates(mconf, self.nads, pod.namespace if pod else None, missing_nad)
         if pod is not None and self.pod_delegates is not None:
-            delegates = await self.pod_delegates(pod, mconf, delegates)
+            try:
+                delegates = await self.pod_delegates(pod, mconf, delegates)
+            except CniError as exc:
+                if not for_del:
+                    raise
+                log.warning(
+                    "[%s/%s] pod networks unavailable for DEL, deleting the cluster network only: %s",
+                    pod.namespace,
+                    pod.name,
+                    exc,
+                )
+        aux = auxiliary_chain(mconf)
+        if aux is not None:
+            delegates.append(aux)
         return delegates
+
+    @staticmethod
+    def _prefix(req: CniRequest, exc: CniError) -> str:
+        """``[ns/pod:network] `` when the error knows its network, else ``[ns/pod] ``."""
+        network = getattr(exc, "network", "")
+        return f"[{req.pod_ref}:{network}] " if network else f"[{req.pod_ref}] "
 
     # -- execution ----------------------------------------------------------------------------
 
@@ -343,12 +369,14 @@ class Multus:
             requests = {
                 "portMappings": delegate.port_mappings,
                 "bandwidth": delegate.bandwidth,
-                "ips": list(delegate.ip_request),
+                "ips": list(delegate.ip_request) if delegate.ip_request else None,
                 "mac": delegate.mac_request,
                 "infinibandGUID": delegate.infiniband_guid_request,
                 "deviceID": delegate.device_id,
             }
-            capability_args.update({k: v for k, v in requests.items() if v})
+            # an element's value replaces the pod's, even when empty (upstream: portMappings: [] removes them)
+            capability_args.update({k: v for k, v in requests.items() if v is not None and v != ""})
+            capability_args = {k: v for k, v in capability_args.items() if v not in (None, "", [], {})}
         return RuntimeConf(
             container_id=req.container_id,
             netns=req.netns,
@@ -399,7 +427,7 @@ class Multus:
         try:
             delegates = await self._delegates_for(mconf, pod)
         except CniError as exc:
-            raise exc.with_prefix(f"[{req.pod_ref}] ") from exc
+            raise exc.with_prefix(self._prefix(req, exc)) from exc
         try:
             self.state.save(req.container_id, [self._record(d, req) for d in delegates])
         except StateError as exc:
@@ -532,12 +560,12 @@ class Multus:
         if delegates is None:
             pod = await self.find_pod(req, wait=False)
             try:
-                delegates = await self._delegates_for(mconf, pod)
+                delegates = await self._delegates_for(mconf, pod, for_del=True)
             except CniError as exc:
                 if pod is None:
                     log.warning("[%s] nothing recorded and no pod; nothing to delete: %s", req.pod_ref, exc)
                     return
-                raise exc.with_prefix(f"[{req.pod_ref}] failed to get delegates: ") from exc
+                raise exc.with_prefix(f"{self._prefix(req, exc)}failed to get delegates: ") from exc
             log.info("[%s] no usable scratch file; deleting %d rebuilt delegate(s)", req.pod_ref, len(delegates))
 
         errors: list[CniError] = []

@@ -405,7 +405,7 @@ async def test_missing_nad_fails_add_with_event_and_runs_nothing(rig: Rig) -> No
     rig.set_pod("net1")
     with pytest.raises(CniError) as info:
         await rig.multus.add(rig.request("ADD"))
-    assert info.value.msg.startswith("[test/testpod] ")
+    assert info.value.msg.startswith("[test/testpod:test/net1] ")  # the house prefix names the network
     assert (
         "GetNetworkDelegates: failed getting the delegate: getKubernetesDelegate: cannot find a "
         "network-attachment-definition (net1) in namespace (test)"

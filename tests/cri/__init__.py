@@ -1,0 +1,1 @@
+"""A minimal CRI (Container Runtime Interface) client for the e2e suite: what the kubelet sends."""
