@@ -47,8 +47,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from multusd.cni.atomicfile import write_atomic
 from multusd.config import DaemonConfig
-from multusd.state import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -177,8 +177,8 @@ def _generate_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _generate_config_run(args: argparse.Namespace) -> int:
     from multusd.autoconf import CONF_MODE, EXIT_AUTOCONF, AutoconfError, render_once
+    from multusd.cni.atomicfile import write_atomic
     from multusd.config import ConfigError, load_config, parse_config
-    from multusd.state import write_atomic
 
     try:
         cfg = load_config(args.config) if Path(args.config).exists() else parse_config({}, f"{args.config} (absent)")

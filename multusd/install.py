@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from multusd.cni.atomicfile import fsync_dir
 from multusd.cni.rootpath import resolve_in_root
 
 #: Where the init container mounts the host's ``/`` (upstream's manifest uses ``/host`` too).
@@ -385,14 +386,6 @@ def _is_installed(dest: Path, mode: int, chunks: Iterable[bytes]) -> bool:
         return fh.read(1) == b""
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def install_file(
     src: Path,
     dest_dir: Path,
@@ -432,7 +425,7 @@ def install_file(
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(dest_dir)
+    fsync_dir(dest_dir)
     return "installed"
 
 

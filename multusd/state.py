@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from multusd.cni.atomicfile import write_atomic
+
 _CONTAINER_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 
 
@@ -185,26 +187,6 @@ def decode_records(data: bytes, path: Path) -> list[DelegateRecord]:
         return [DelegateRecord.from_json(item) for item in items]
     except ValueError as exc:
         raise CorruptStateError(path, str(exc)) from exc
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """tmp + fsync + rename in the same directory, then fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class StateStore:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from multusd.cni.types import DNS, LATEST_VERSION, Result
+from multusd.cni.types import DNS, LATEST_VERSION, Result, dns_to_json
 
 NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
 
@@ -43,25 +43,12 @@ class NetworkStatus:
             obj["mtu"] = self.mtu
         if self.default:
             obj["default"] = True
-        obj["dns"] = _dns_json(self.dns)
+        obj["dns"] = dns_to_json(self.dns)
         if self.device_info:
             obj["device-info"] = self.device_info
         if self.gateway:
             obj["gateway"] = list(self.gateway)
         return obj
-
-
-def _dns_json(dns: DNS) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    if dns.nameservers:
-        obj["nameservers"] = list(dns.nameservers)
-    if dns.domain:
-        obj["domain"] = dns.domain
-    if dns.search:
-        obj["search"] = list(dns.search)
-    if dns.options:
-        obj["options"] = list(dns.options)
-    return obj
 
 
 def _default_gateways(result: Result) -> tuple[str, ...]:

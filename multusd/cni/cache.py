@@ -25,11 +25,11 @@ import binascii
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .atomicfile import write_atomic
 from .errors import CniCode, CniError
 
 log = logging.getLogger(__name__)
@@ -160,20 +160,7 @@ class ResultCache:
         path = self.path(entry.network_name, entry.container_id, entry.ifname)
         data = json.dumps(entry.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
         os.makedirs(self.results_dir, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.results_dir)  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(self.results_dir)
+        write_atomic(path, data)
         return path
 
     def load(self, network_name: str, container_id: str, ifname: str) -> CacheEntry | None:
@@ -243,20 +230,6 @@ def _parse_file(path: str, data: bytes) -> CacheEntry:
     except (ValueError, UnicodeDecodeError) as exc:
         raise CacheCorruptError(path, f"invalid JSON: {exc}") from exc
     return CacheEntry.from_json(obj, path)
-
-
-def _fsync_dir(path: str) -> None:
-    """Make the rename itself durable; best effort (some filesystems refuse O_RDONLY dir fsync)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _go_quote(s: str) -> str:

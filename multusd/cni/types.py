@@ -43,6 +43,7 @@ __all__ = [
     "Result",
     "Route",
     "convert_result",
+    "dns_to_json",
     "empty_result",
     "has_check",
     "has_gc",
@@ -369,7 +370,8 @@ def _route_json(route: Route) -> dict[str, Any]:
     return obj
 
 
-def _dns_json(dns: DNS) -> dict[str, Any]:
+def dns_to_json(dns: DNS) -> dict[str, Any]:
+    """The DNS object as every result version (and network-status) writes it: empty fields left out."""
     obj: dict[str, Any] = {}
     if dns.nameservers:
         obj["nameservers"] = list(dns.nameservers)
@@ -395,7 +397,7 @@ def _write_020(result: Result) -> dict[str, Any]:
         if routes:
             entry["routes"] = routes
         obj[key] = entry
-    obj["dns"] = _dns_json(result.dns)
+    obj["dns"] = dns_to_json(result.dns)
     return obj
 
 
@@ -424,7 +426,7 @@ def _write_040(result: Result) -> dict[str, Any]:
         obj["ips"] = ips
     if result.routes:
         obj["routes"] = [_route_json(r) for r in result.routes]
-    obj["dns"] = _dns_json(result.dns)
+    obj["dns"] = dns_to_json(result.dns)
     return obj
 
 
@@ -458,7 +460,7 @@ def _write_100(result: Result) -> dict[str, Any]:
     if result.routes:
         obj["routes"] = [_route_json(r) for r in result.routes]
     if not result.dns.is_empty():
-        obj["dns"] = _dns_json(result.dns)
+        obj["dns"] = dns_to_json(result.dns)
     return _sorted_keys(obj)
 
 
