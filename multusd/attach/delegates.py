@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from multusd.attach.selection import go_json_syntax_error
 from multusd.cni.conf import (
     ConfList,
     PluginConf,
@@ -212,12 +213,15 @@ def conf_from_nad(nad: Mapping[str, Any], conf_dir: str) -> PluginConf | ConfLis
     text = spec.get("config") if isinstance(spec, dict) else None
     if not text:
         return load_conf_by_name(conf_dir, nad_name)
+    if not isinstance(text, str):
+        raise CniError(CniCode.INVALID_NETWORK_CONFIG, "GetCNIConfig: spec.config of the NAD is not a string")
     try:
         obj = json.loads(text)
     except ValueError as exc:
+        reason = go_json_syntax_error(text.encode()) or str(exc)  # Go's wording, as upstream prints it
         raise CniError(
             CniCode.INVALID_NETWORK_CONFIG,
-            f"GetCNIConfig: err in getCNIConfigFromSpec: failed to unmarshal Spec.Config: {exc}",
+            f"GetCNIConfig: err in getCNIConfigFromSpec: failed to unmarshal Spec.Config: {reason}",
         ) from exc
     if not isinstance(obj, dict):
         raise CniError(
@@ -228,7 +232,7 @@ def conf_from_nad(nad: Mapping[str, Any], conf_dir: str) -> PluginConf | ConfLis
         obj["name"] = nad_name
         data: bytes = json.dumps(obj, sort_keys=True).encode()
     else:
-        data = text.encode() if isinstance(text, str) else bytes(text)
+        data = text.encode()
     if obj.get("type"):
         return parse_plugin_conf(data)
     return parse_conf_list(data)

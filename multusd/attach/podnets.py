@@ -110,7 +110,7 @@ class _PodNetworks:
         try:
             selections = parse_networks_annotation(value, pod.namespace)
         except SelectionError as exc:
-            raise SelectionError(f"{NETWORKS_ANNOTATION} annotation: {exc.msg}", exc.details) from exc
+            raise SelectionError(f"{NETWORKS_ANNOTATION} annotation: {exc.msg}", exc.details, exc.network) from exc
         for selection in selections:
             check_namespace_isolation(pod.namespace, selection, mconf)
             try:

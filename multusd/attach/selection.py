@@ -56,11 +56,12 @@ _IFNAME_FORBIDDEN = frozenset(" \t\n\v\f\r/")
 class SelectionError(CniError):
     """An annotation that does not parse: code 7 (invalid network config), upstream's text."""
 
-    def __init__(self, msg: str, details: str = "") -> None:
+    def __init__(self, msg: str, details: str = "", network: str = "") -> None:
         super().__init__(CniCode.INVALID_NETWORK_CONFIG, msg, details)
+        self.network = network  # the offending item, when known: errors name the network (DESIGN §2)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.msg, self.details))
+        return (type(self), (self.msg, self.details, self.network))
 
 
 @dataclass(frozen=True)
@@ -275,8 +276,19 @@ def _parse(value: str, default_namespace: str) -> list[NetworkSelection]:
     if any(ch in value for ch in '[{"'):
         raw = _decode_json(value)
     else:
-        raw = [_parse_comma_item(_go_trim(item)) for item in value.split(",")]
-    return [_finish(element, default_namespace) for element in raw]
+        raw = []
+        for item in value.split(","):
+            try:
+                raw.append(_parse_comma_item(_go_trim(item)))
+            except SelectionError as exc:
+                raise SelectionError(exc.msg, exc.details, network=_go_trim(item)) from exc
+    out = []
+    for element in raw:
+        try:
+            out.append(_finish(element, default_namespace))
+        except SelectionError as exc:
+            raise SelectionError(exc.msg, exc.details, network=str(element.get("name", ""))) from exc
+    return out
 
 
 def _parse_comma_item(item: str) -> dict[str, Any]:
