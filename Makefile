@@ -8,10 +8,16 @@ BIN    := $(VENV)/bin
 APT_PACKAGES := containernetworking-plugins iproute2 iptables util-linux coreutils openssl \
                 busybox-static containerd runc umoci python3-venv
 
-.PHONY: test lint unit deps venv clean
+.PHONY: test lint unit deps venv clean demo
 
 test: deps venv lint
 	$(BIN)/pytest
+
+# The README's first command: a throwaway K3s-like node in namespaces, one pod with two networks
+# through the real shim and daemon, then a verified cleanup (root; the host's network is untouched).
+# Extra options: make demo DEMO_ARGS='--keep' (or --workdir DIR).
+demo: deps venv
+	$(BIN)/multusd demo $(DEMO_ARGS)
 
 # Only the fast, root-free part of the suite.
 unit: venv

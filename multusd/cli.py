@@ -312,6 +312,21 @@ def _inspect_run(args: argparse.Namespace) -> int:
     return inspection.run(args)
 
 
+# ------------------------------------------------------------------------------ demo
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from multusd import demo
+
+    demo.add_arguments(parser)
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    from multusd import demo
+
+    return demo.run(args)
+
+
 COMMANDS: dict[str, Command] = {
     "version": Command("print the version", _version_arguments, _version_run),
     "run": Command("run the daemon (the DaemonSet's main container)", _run_arguments, _run_run),
@@ -333,6 +348,11 @@ COMMANDS: dict[str, Command] = {
         "show the attachments multusd holds on this node, orphans, and the daemon's health",
         _inspect_arguments,
         _inspect_run,
+    ),
+    "demo": Command(
+        "build a throwaway K3s-like node in namespaces, attach a pod with two networks, show it, clean up (root)",
+        _demo_arguments,
+        _demo_run,
     ),
 }
 
