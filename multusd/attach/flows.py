@@ -505,15 +505,22 @@ class Multus:
             pod_uid=req.pod_uid,
         )
 
-    async def _rollback(self, req: CniRequest, mconf: MultusConf, delegates: Sequence[Delegate]) -> None:
-        """DEL every delegate tried so far, in reverse, the failed one included; errors only logged."""
+    async def _del_all(self, req: CniRequest, mconf: MultusConf, delegates: Sequence[Delegate]) -> list[CniError]:
+        """DEL every delegate in reverse order; every one is attempted, the failures returned."""
+        errors: list[CniError] = []
         for index in range(len(delegates) - 1, -1, -1):
             delegate = delegates[index]
             rt = self._runtime_conf(req, mconf, delegate, ifname_for(delegate, index, req.ifname), add=False)
             try:
                 await self._exec("DEL", delegate, rt)
             except CniError as exc:
-                log.warning("[%s:%s] rollback DEL failed: %s", req.pod_ref, delegate.name, exc)
+                errors.append(exc.with_prefix(f"[{req.pod_ref}:{delegate.name}] "))
+        return errors
+
+    async def _rollback(self, req: CniRequest, mconf: MultusConf, delegates: Sequence[Delegate]) -> None:
+        """DEL every delegate tried so far, the failed one included; errors are only logged."""
+        for error in await self._del_all(req, mconf, delegates):
+            log.warning("rollback DEL failed: %s", error)
 
     async def _report(self, req: CniRequest, pod: PodInfo, results: Sequence[tuple[Delegate, str, Result]]) -> None:
         """AddedInterface events and one network-status write; never fails the ADD."""
@@ -568,14 +575,7 @@ class Multus:
                 raise exc.with_prefix(f"{self._prefix(req, exc)}failed to get delegates: ") from exc
             log.info("[%s] no usable scratch file; deleting %d rebuilt delegate(s)", req.pod_ref, len(delegates))
 
-        errors: list[CniError] = []
-        for index in range(len(delegates) - 1, -1, -1):
-            delegate = delegates[index]
-            rt = self._runtime_conf(req, mconf, delegate, ifname_for(delegate, index, req.ifname), add=False)
-            try:
-                await self._exec("DEL", delegate, rt)
-            except CniError as exc:
-                errors.append(exc.with_prefix(f"[{req.pod_ref}:{delegate.name}] "))
+        errors = await self._del_all(req, mconf, delegates)
         if (from_state or corrupt) and (not errors or not mconf.retry_delete_on_error or corrupt):
             self.state.remove(req.container_id)
         if errors:

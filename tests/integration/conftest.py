@@ -15,7 +15,7 @@ An autouse guard checks after each test that no namespace made by this session i
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,8 @@ import pytest
 from multusd.cni.cache import ResultCache
 from multusd.cni.exec import PluginExecutor, SubprocessRunner
 from multusd.cni.runtime import CniRuntime
+from multusd.kube.localapi import LocalApi
+from tests import daemon_rig
 from tests.netns import Netns, NetnsFactory, add_veth, own_namespaces
 
 TEST_PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
@@ -107,3 +109,25 @@ def make_runtime(node: Node, cni_dirs: CniDirs) -> Callable[[Sequence[Path]], Cn
         return CniRuntime(executor, ResultCache(str(cni_dirs.cache_dir)))
 
     return make
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[LocalApi]:
+    """The in-process Kubernetes API stand-in the daemon under test talks to."""
+    async with LocalApi() as server:
+        yield server
+
+
+@pytest.fixture
+async def multus_node(tmp_path: Path, netns_factory: NetnsFactory, api: LocalApi) -> AsyncIterator[daemon_rig.Node]:
+    """A K3s-like node for a real multusd process (not started): node netns with the veth
+    ``ens3``/``ens3p`` as macvlan master, wrapper bin dir, flannel conflist; stopped at teardown."""
+    host = netns_factory.create()
+    add_veth(host, "ens3", "ens3p")
+    rig = daemon_rig.make_node(tmp_path, host.path, api.write_kubeconfig(tmp_path / "kubeconfig"))
+    try:
+        yield rig
+    finally:
+        code = await rig.terminate()
+        if code not in (None, 0):
+            print(rig.log())

@@ -12,7 +12,6 @@ import json
 import re
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,8 @@ import aiohttp
 import pytest
 
 from multusd.kube.localapi import LocalApi
-from tests.daemon_rig import Node, make_node, pod_manifest
-from tests.netns import Netns, NetnsFactory, add_veth, delete_netns
+from tests.daemon_rig import Node, pod_manifest
+from tests.netns import Netns, NetnsFactory, delete_netns
 
 pytestmark = pytest.mark.root
 
@@ -29,22 +28,20 @@ STATUS_KEY = "k8s.v1.cni.cncf.io/network-status"
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[LocalApi]:
-    async with LocalApi() as server:
-        yield server
-
-
-@pytest.fixture
-async def node(tmp_path: Path, netns_factory: NetnsFactory, api: LocalApi) -> AsyncIterator[Node]:
-    host = netns_factory.create()
-    rig = make_node(tmp_path, host.path, api.write_kubeconfig(tmp_path / "kubeconfig"))
+def node(multus_node: Node, api: LocalApi) -> Node:
     api.create(pod_manifest("web-0"))
-    try:
-        yield rig
-    finally:
-        code = await rig.terminate()
-        if code not in (None, 0):
-            print(rig.log())
+    return multus_node
+
+
+async def event_messages(api: LocalApi, reason: str, wanted: int, timeout: float = 10.0) -> list[str]:
+    """Messages of ``reason`` events once at least ``wanted`` arrived: events are posted in the
+    background, after the CNI answer, so a test must wait for them (bounded)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            messages = [e["message"] for e in api.list("events", namespace="default") if e.get("reason") == reason]
+            if len(messages) >= wanted:
+                return messages
+            await asyncio.sleep(0.05)
 
 
 def create_pod(api: LocalApi, name: str) -> tuple[str, str, str]:
@@ -93,8 +90,7 @@ async def test_add_then_del_through_the_shim(
     status = json.loads(stored["metadata"]["annotations"][STATUS_KEY])
     assert status[0]["name"] == "cbr0" and status[0]["interface"] == "eth0" and status[0]["default"] is True
     assert status[0]["ips"] == [ips[0].split("/")[0]]
-    events = [e for e in api.list("events", namespace="default") if e.get("reason") == "AddedInterface"]
-    assert [e["message"] for e in events] == [f"Add eth0 [{ips[0]}] from cbr0"]
+    assert await event_messages(api, "AddedInterface", 1) == [f"Add eth0 [{ips[0]}] from cbr0"]
     assert (node.cni_dir / "cid-1").exists()
     assert list((node.cni_dir / "results").iterdir())
 
@@ -368,8 +364,6 @@ async def post_delegate(
 async def test_delegate_hotplug_adds_and_removes_an_interface(
     node: Node, api: LocalApi, netns_factory: NetnsFactory, tmp_path: Path
 ) -> None:
-    host_ns = netns_factory.made[0]
-    add_veth(host_ns, "ens3", "ens3p")
     await started(node)
     pod = netns_factory.create()
     uid = api.get("pods", "web-0", namespace="default")["metadata"]["uid"]
@@ -391,9 +385,7 @@ async def test_delegate_hotplug_adds_and_removes_an_interface(
     annotation = json.loads(api.get("pods", "web-0", namespace="default")["metadata"]["annotations"][STATUS_KEY])
     assert [(e["name"], e["interface"]) for e in annotation] == [("cbr0", "eth0"), ("macvlan-conf", "net1")]
     assert annotation[1]["ips"] == [address.split("/")[0]]
-    assert any(
-        e.get("message") == f"Add net1 [{address}] from macvlan-conf" for e in api.list("events", namespace="default")
-    )
+    assert f"Add net1 [{address}] from macvlan-conf" in await event_messages(api, "AddedInterface", 2)
 
     status, body = await post_delegate(node, "DEL", "cid-hp", pod.path, "net1", uid, macvlan)
     assert status == 200, body

@@ -12,14 +12,14 @@ import asyncio
 import functools
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from multusd.kube.localapi import LocalApi
-from tests.daemon_rig import Node, ShimResult, make_node, pod_manifest
+from tests.daemon_rig import Node, ShimResult, pod_manifest
 from tests.netns import Netns, NetnsFactory, add_veth, netns
 
 pytestmark = pytest.mark.root
@@ -39,23 +39,9 @@ _IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[LocalApi]:
-    async with LocalApi() as server:
-        yield server
-
-
-@pytest.fixture
-async def node(tmp_path: Path, netns_factory: NetnsFactory, api: LocalApi) -> AsyncIterator[Node]:
-    """The daemon rig's node, with a veth ``ens3`` in the node namespace as the macvlan master."""
-    host = netns_factory.create()
-    add_veth(host, MASTER, MASTER + "p")
-    rig = make_node(tmp_path, host.path, api.write_kubeconfig(tmp_path / "kubeconfig"))
-    try:
-        yield rig
-    finally:
-        code = await rig.terminate()
-        if code not in (None, 0):
-            print(rig.log())
+def node(multus_node: Node) -> Node:
+    """The daemon rig's node; ``ens3`` in the node namespace is the macvlan master."""
+    return multus_node
 
 
 # -- helpers --------------------------------------------------------------------------------------
