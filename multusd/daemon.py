@@ -188,6 +188,7 @@ class Daemon:
             runtime = CniRuntime(executor, result_cache)
             settings = FlowSettings(
                 pod_lookup_timeout=cfg.pod_lookup_timeout,
+                status_timeout=cfg.api_timeout,
                 observe=self._observe_delegate,
                 on_status_failure=self.metrics.status_write_failures.inc,
                 on_corrupt_state=lambda: log.error("corrupt scratch file found (see above)"),

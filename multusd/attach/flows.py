@@ -116,6 +116,9 @@ PodDelegates = Callable[[PodInfo, MultusConf, list[Delegate]], Awaitable[list[De
 @dataclass
 class FlowSettings:
     pod_lookup_timeout: float = 3.0
+    #: Bound on one network-status write, retries included: the annotation is informational, so a
+    #: slow or absent API server must not hold the pod's sandbox for longer than this.
+    status_timeout: float = 10.0
     observe: DelegateObserver | None = None
     on_status_failure: Callable[[], None] | None = None
     on_corrupt_state: Callable[[], None] | None = None
@@ -273,7 +276,8 @@ class Multus:
         kept = [e for e in current if not (isinstance(e, dict) and e.get("interface") == ifname)]
         entries = [*kept, *(s.to_json() for s in added)]
         try:
-            await self.sink.write_network_status(pod, annotation_json(entries))
+            async with asyncio.timeout(self.settings.status_timeout):
+                await self.sink.write_network_status(pod, annotation_json(entries))
         except Exception as exc:
             log.error("[%s/%s] could not update %s: %s", pod.namespace, pod.name, NETWORK_STATUS_ANNOTATION, exc)
             if self.settings.on_status_failure is not None:
@@ -534,13 +538,15 @@ class Multus:
         if not statuses:
             return
         try:
-            await self.sink.write_network_status(pod, annotation_value(statuses))
+            async with asyncio.timeout(self.settings.status_timeout):
+                await self.sink.write_network_status(pod, annotation_value(statuses))
         except Exception as exc:
-            log.error("[%s] could not write %s: %s", req.pod_ref, NETWORK_STATUS_ANNOTATION, exc)
+            reason = str(exc) or f"no answer within {self.settings.status_timeout:.0f} s"
+            log.error("[%s] could not write %s: %s", req.pod_ref, NETWORK_STATUS_ANNOTATION, reason)
             if self.settings.on_status_failure is not None:
                 self.settings.on_status_failure()
             self.sink.event(
-                pod, "Warning", "NetworkStatusFailed", f"could not write {NETWORK_STATUS_ANNOTATION}: {exc}"
+                pod, "Warning", "NetworkStatusFailed", f"could not write {NETWORK_STATUS_ANNOTATION}: {reason}"
             )
 
     # -- DEL ----------------------------------------------------------------------------------

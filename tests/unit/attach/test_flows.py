@@ -6,6 +6,7 @@ the scratch files are real.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import Sequence
@@ -44,10 +45,13 @@ class Sink:
     statuses: list[tuple[str, str]] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     fail: bool = False
+    hang: bool = False
 
     async def write_network_status(self, pod: PodInfo, value: str) -> None:
         if self.fail:
             raise RuntimeError("API down")
+        if self.hang:
+            await asyncio.Event().wait()
         self.statuses.append((pod.name, value))
 
     def event(self, pod: PodInfo, type_: str, reason: str, message: str) -> None:
@@ -225,6 +229,15 @@ async def test_uid_mismatch_is_refused(rig: Rig) -> None:
     with pytest.raises(CniError, match='expected pod UID "uid-1" but got "other-uid"'):
         await rig.multus.add(rig.request("ADD"))
     assert rig.calls() == []
+
+
+async def test_a_hanging_status_write_is_bounded(rig: Rig) -> None:
+    rig.sink.hang = True
+    rig.multus.settings.status_timeout = 0.2
+    async with asyncio.timeout(5):
+        await rig.multus.add(rig.request("ADD"))
+    assert rig.counters["status"] == 1
+    assert "no answer within" in rig.sink.events[-1][2]
 
 
 async def test_status_write_failure_does_not_fail_add(rig: Rig) -> None:
