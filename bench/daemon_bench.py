@@ -69,14 +69,23 @@ async def run(pairs: int, concurrency: int) -> None:
                         del_ms.append((time.perf_counter() - began) * 1000)
                         assert add.returncode == 0 and delete.returncode == 0, add.stdout + delete.stdout
 
+                api.requests.clear()
                 began = time.perf_counter()
                 await asyncio.gather(*(pair(i) for i in range(pairs)))
                 wall = time.perf_counter() - began
                 after = rss_mib(pid)
+                await asyncio.sleep(1.0)  # events are posted in the background
+                calls: dict[str, int] = {}
+                for record in api.requests:
+                    key = f"{record.method} {'events' if '/events' in record.path else record.path.split('/')[-1]}"
+                    key = key if record.path.endswith(("/status", "/events")) else f"{record.method} other"
+                    calls[key] = calls.get(key, 0) + 1
                 print(f"pairs={pairs} concurrency={concurrency} wall={wall:.1f}s")
                 p95 = sorted(add_ms)[int(len(add_ms) * 0.95)]
                 print(f"ADD via shim: median {statistics.median(add_ms):.1f} ms, p95 {p95:.1f} ms")
                 print(f"DEL via shim: median {statistics.median(del_ms):.1f} ms")
+                per_pod = ", ".join(f"{k}: {v / pairs:.2f}" for k, v in sorted(calls.items()))
+                print(f"API requests per pod (ADD+DEL, watches excluded): {per_pod}")
                 print(f"daemon RSS at ready: {at_rest[0]:.1f} MiB; after load: {after[0]:.1f} MiB", end="")
                 print(f" (peak {after[1]:.1f} MiB)")
             finally:
