@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from multusd.attach.flows import REQUEST_NETWORKS
 from multusd.attach.request import CniRequest, parse_request
 from multusd.cni.errors import CniCode, CniError
 from multusd.cni.types import LATEST_VERSION, Result
@@ -203,12 +204,13 @@ def _log_request(command: str, cni: CniRequest | None, started: float, outcome: 
     level = logging.INFO if outcome == "ok" else logging.WARNING
     log.log(
         level,
-        "%s %s container=%s netns=%s ifname=%s %s in %.0f ms",
+        "%s %s container=%s netns=%s ifname=%s networks=%s %s in %.0f ms",
         command,
         cni.pod_ref if cni.pod_name else "-",
         cni.container_id or "-",
         cni.netns or "-",
         cni.ifname or "-",
+        ",".join(REQUEST_NETWORKS.get()) or "-",
         outcome,
         elapsed_ms,
     )

@@ -14,6 +14,7 @@ empty result in every cniVersion (Q6).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import json
 import logging
@@ -51,6 +52,10 @@ from multusd.state import CorruptStateError, DelegateRecord, StateError, StateSt
 log = logging.getLogger("multusd.attach")
 
 POD_POLL_SECONDS = 0.05
+
+#: The networks the current request handled (``name=ifname`` pairs), for the server's one log
+#: line per request; a context variable because the flows run inside the server's request task.
+REQUEST_NETWORKS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("request_networks", default=())
 
 
 @dataclass(frozen=True)
@@ -432,6 +437,7 @@ class Multus:
             delegates = await self._delegates_for(mconf, pod)
         except CniError as exc:
             raise exc.with_prefix(self._prefix(req, exc)) from exc
+        REQUEST_NETWORKS.set(tuple(f"{d.name}={ifname_for(d, i, req.ifname)}" for i, d in enumerate(delegates)))
         try:
             self.state.save(req.container_id, [self._record(d, req) for d in delegates])
         except StateError as exc:
@@ -581,6 +587,7 @@ class Multus:
                 raise exc.with_prefix(f"{self._prefix(req, exc)}failed to get delegates: ") from exc
             log.info("[%s] no usable scratch file; deleting %d rebuilt delegate(s)", req.pod_ref, len(delegates))
 
+        REQUEST_NETWORKS.set(tuple(f"{d.name}={ifname_for(d, i, req.ifname)}" for i, d in enumerate(delegates)))
         errors = await self._del_all(req, mconf, delegates)
         if (from_state or corrupt) and (not errors or not mconf.retry_delete_on_error or corrupt):
             self.state.remove(req.container_id)

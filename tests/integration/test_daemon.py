@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import signal
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,11 @@ async def test_add_then_del_through_the_shim(
     assert await event_messages(api, "AddedInterface", 1) == [f"Add eth0 [{ips[0]}] from cbr0"]
     assert (node.cni_dir / "cid-1").exists()
     assert list((node.cni_dir / "results").iterdir())
+
+    assert stat.S_IMODE(node.socket_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(node.socket_path.parent.stat().st_mode) == 0o700
+    assert os.readlink(node.socket_path.parent / "multus.sock") == node.socket_path.name
+    assert "ADD default/web-0 container=cid-1" in node.log() and "networks=cbr0=eth0 ok" in node.log()
 
     delete = await node.shim("DEL", "cid-1", pod.path, conf)
     assert delete.returncode == 0, delete.stdout + delete.stderr

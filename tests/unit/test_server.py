@@ -131,6 +131,15 @@ async def test_cni_errors_are_400_json_with_code(daemon: tuple[Post, ScriptedSer
     assert status == 400 and body["code"] == 6
 
 
+async def test_oversized_bodies_are_refused_with_a_cni_error(daemon: tuple[Post, ScriptedService, ServerDeps]) -> None:
+    post, service, _ = daemon
+    status, body = await post("/cni", raw=b"x" * (2 << 20))
+    assert status in (400, 413)
+    if status == 400:
+        assert body["code"] == 6 and "larger than" in body["msg"]
+    assert service.calls == []
+
+
 async def test_unexpected_exceptions_become_999_and_daemon_keeps_serving(
     daemon: tuple[Post, ScriptedService, ServerDeps],
 ) -> None:
