@@ -313,7 +313,8 @@ FIELDS: tuple[Field, ...] = (
         "logOptions",
         "log_options",
         "object",
-        "Rotation of `logFile`: `{maxSize (MB, 100), maxBackups (5), maxAge, compress}`.",
+        "Rotation of `logFile`: `{maxSize (MB, 100), maxBackups (5)}`; "
+        "upstream's `maxAge`, `compress` are accepted and ignored.",
     ),
 )
 
