@@ -99,6 +99,13 @@ async def test_add_then_del_through_the_shim(
     assert stat.S_IMODE(node.socket_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(node.socket_path.parent.stat().st_mode) == 0o700
     assert os.readlink(node.socket_path.parent / "multus.sock") == node.socket_path.name
+    # upstream's Go shim connects to <daemonSocketDir>/multus.sock and polls POST /readyz (body null)
+    legacy = aiohttp.UnixConnector(path=str(node.socket_path.parent / "multus.sock"))
+    async with (
+        aiohttp.ClientSession(connector=legacy) as session,
+        session.post("http://dummy/readyz", data=b"null") as r,
+    ):
+        assert r.status == 200
     assert "ADD default/web-0 container=cid-1" in node.log() and "networks=cbr0=eth0 ok" in node.log()
 
     delete = await node.shim("DEL", "cid-1", pod.path, conf)
