@@ -18,7 +18,8 @@ from multusd.cni.exec import PluginExecutor
 from multusd.cni.runtime import CniRuntime
 from multusd.reaper import Reaper, survey
 from multusd.state import StateStore
-from tests.unit.attach.test_flows import PLUGINS, Netns, Pods, Sink
+from tests.unit.attach.doubles import Netns, Pods, Sink
+from tests.unit.attach.test_flows import PLUGINS
 
 CID_ARGS = (
     "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name};K8S_POD_INFRA_CONTAINER_ID={cid};K8S_POD_UID={uid}"

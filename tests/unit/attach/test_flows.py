@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,56 +22,9 @@ from multusd.cni.errors import CniError
 from multusd.cni.exec import PluginExecutor
 from multusd.cni.runtime import CniRuntime
 from multusd.state import StateStore
+from tests.unit.attach.doubles import Netns, Pods, Sink
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-
-
-@dataclass
-class Pods:
-    pods: dict[tuple[str, str], PodInfo] = field(default_factory=dict)
-    live_gets: int = 0
-
-    def cached_pod(self, namespace: str, name: str) -> PodInfo | None:
-        return self.pods.get((namespace, name))
-
-    async def live_pod(self, namespace: str, name: str) -> PodInfo | None:
-        self.live_gets += 1
-        return self.pods.get((namespace, name))
-
-
-@dataclass
-class Sink:
-    statuses: list[tuple[str, str]] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    fail: bool = False
-    hang: bool = False
-
-    async def write_network_status(self, pod: PodInfo, value: str) -> None:
-        if self.fail:
-            raise RuntimeError("API down")
-        if self.hang:
-            await asyncio.Event().wait()
-        self.statuses.append((pod.name, value))
-
-    def event(self, pod: PodInfo, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
-
-
-@dataclass
-class Netns:
-    """NetnsOps double: these tests use made-up netns paths; namespaces are tested for real elsewhere."""
-
-    existing: set[tuple[str, str]] = field(default_factory=set)
-    gateway_calls: list[tuple[str, bool, bool, tuple[str, ...]]] = field(default_factory=list)
-
-    async def validate_ifname(self, netns_path: str, ifname: str) -> None:
-        if (netns_path, ifname) in self.existing:
-            raise CniError(999, f"validateIfName: interface name {ifname} already exists")
-
-    async def apply_gateway_request(
-        self, netns_path: str, ifname: str, *, delete_v4: bool, delete_v6: bool, gateways: Sequence[str]
-    ) -> None:
-        self.gateway_calls.append((ifname, delete_v4, delete_v6, tuple(gateways)))
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,28 +29,12 @@ from multusd.cni.exec import PluginExecutor
 from multusd.cni.runtime import CniRuntime
 from multusd.cni.types import has_check
 from multusd.state import StateStore
+from tests.unit.attach.doubles import Netns, Pods, Sink
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 PLUGIN_TYPES = ("weave-net", "other-plugin", "mynet", "firstPlugin")
 NETNS = "/var/run/netns/test"
 CID = "123456789"
-
-
-@dataclass
-class Pods:
-    pods: dict[tuple[str, str], PodInfo] = field(default_factory=dict)
-    hidden_polls: int = 0  # the watch cache lags: the first N cache reads miss
-    live_gets: int = 0
-
-    def cached_pod(self, namespace: str, name: str) -> PodInfo | None:
-        if self.hidden_polls > 0:
-            self.hidden_polls -= 1
-            return None
-        return self.pods.get((namespace, name))
-
-    async def live_pod(self, namespace: str, name: str) -> PodInfo | None:
-        self.live_gets += 1
-        return self.pods.get((namespace, name))
 
 
 @dataclass
@@ -66,33 +49,6 @@ class Nads:
 
     async def get_nad(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.objects.get((namespace, name))
-
-
-@dataclass
-class Sink:
-    statuses: list[tuple[str, str]] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-
-    async def write_network_status(self, pod: PodInfo, value: str) -> None:
-        self.statuses.append((pod.name, value))
-
-    def event(self, pod: PodInfo, type_: str, reason: str, message: str) -> None:
-        self.events.append((type_, reason, message))
-
-
-@dataclass
-class Netns:
-    """NetnsOps double (as in test_flows.py): the netns paths here are made up."""
-
-    gateway_calls: list[tuple[str, bool, bool, tuple[str, ...]]] = field(default_factory=list)
-
-    async def validate_ifname(self, netns_path: str, ifname: str) -> None:
-        return None
-
-    async def apply_gateway_request(
-        self, netns_path: str, ifname: str, *, delete_v4: bool, delete_v6: bool, gateways: Sequence[str]
-    ) -> None:
-        self.gateway_calls.append((ifname, delete_v4, delete_v6, tuple(gateways)))
 
 
 @dataclass
