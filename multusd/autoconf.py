@@ -187,21 +187,28 @@ def primary_capabilities(primary: Mapping[str, Any]) -> dict[str, bool]:
     return out
 
 
-def load_primary(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The primary config as a JSON object; anything else is :class:`PrimaryUnreadableError`."""
+def _read_json_object(path: str | os.PathLike[str], what: str) -> tuple[bytes, dict[str, Any]]:
+    """(bytes, object) of a config file; missing → PrimaryNotFoundError, anything unusable (a
+    torn write included) → PrimaryUnreadableError, so callers keep the last good 00-multus.conf."""
+    name = f"{what}{os.fspath(path)}"
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError as exc:
-        raise PrimaryNotFoundError(f"primary CNI configuration {os.fspath(path)} is missing") from exc
+        raise PrimaryNotFoundError(f"{name} is missing") from exc
     except OSError as exc:
-        raise PrimaryUnreadableError(f"cannot read {os.fspath(path)}: {exc.strerror or exc}") from exc
+        raise PrimaryUnreadableError(f"cannot read {name}: {exc.strerror or exc}") from exc
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise PrimaryUnreadableError(f"{os.fspath(path)} is not valid JSON (yet?): {exc}") from exc
+        raise PrimaryUnreadableError(f"{name} is not valid JSON (yet?): {exc}") from exc
     if not isinstance(obj, dict):
-        raise PrimaryUnreadableError(f"{os.fspath(path)} is not a JSON object")
-    return obj
+        raise PrimaryUnreadableError(f"{name} is not a JSON object")
+    return data, obj
+
+
+def load_primary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The primary config as a JSON object; anything else is :class:`PrimaryUnreadableError`."""
+    return _read_json_object(path, "primary CNI configuration ")[1]
 
 
 def _given(cfg: DaemonConfig, key: str, attr: str) -> bool:
@@ -329,19 +336,7 @@ def target_path(cfg: DaemonConfig) -> Path:
 
 def load_user_config(path: str | os.PathLike[str]) -> bytes:
     """Non-auto mode: the user's file, as is, once it parses as a JSON object (never a torn copy)."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise PrimaryNotFoundError(f"multusConfigFile {os.fspath(path)} does not exist") from exc
-    except OSError as exc:
-        raise PrimaryUnreadableError(f"cannot read multusConfigFile {os.fspath(path)}: {exc.strerror or exc}") from exc
-    try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PrimaryUnreadableError(f"multusConfigFile {os.fspath(path)} is not valid JSON (yet?): {exc}") from exc
-    if not isinstance(obj, dict):
-        raise PrimaryUnreadableError(f"multusConfigFile {os.fspath(path)} is not a JSON object")
-    return data
+    return _read_json_object(path, "multusConfigFile ")[0]
 
 
 def render_once(cfg: DaemonConfig) -> tuple[Path, bytes]:

@@ -8,6 +8,7 @@ scratch-file record (:mod:`multusd.state`) so DEL can run exactly what ADD ran.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -164,30 +165,73 @@ class Delegate:
         )
 
 
-def merge_cni_args(conf: Mapping[str, Any], cni_args: Mapping[str, Any]) -> dict[str, Any]:
-    """``cni-args`` merged into ``args.cni`` of a conf, or of every plugin of a list (V52).
+def inject_cni_args(conf: PluginConf | ConfList, cni_args: Mapping[str, Any]) -> PluginConf | ConfList:
+    """The element's ``cni-args`` merged into ``args.cni`` of the conf, or of every list plugin.
 
-    New values win key by key; ``args``/``args.cni`` are created when missing. A non-object
-    ``args`` is a config error (upstream panicked, Q13).
+    Existing ``args.cni`` keys are kept unless ``cni_args`` sets them; ``args``/``args.cni`` are
+    created when missing. Either being something other than an object is an error (upstream
+    panicked, Q13). The result is re-serialised with sorted keys, as Go's map marshalling does.
     """
+    if isinstance(conf, ConfList):
+        raw = copy.deepcopy(conf.expanded_raw())
+        for index, plugin in enumerate(raw["plugins"]):
+            _merge_cni_args(plugin, cni_args, f"plugin {index} of ")
+        return parse_conf_list(_go_marshal(raw))
+    raw = copy.deepcopy(conf.raw)
+    _merge_cni_args(raw, cni_args, "")
+    return parse_plugin_conf(_go_marshal(raw))
 
-    def merge_one(plugin: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(plugin)
-        args = out.get("args", {})
-        if not isinstance(args, dict):
-            raise CniError(
-                CniCode.INVALID_NETWORK_CONFIG,
-                f"cannot add cni-args: 'args' of {out.get('name') or out.get('type')!r} is not an object",
-            )
-        cni = args.get("cni", {})
-        if not isinstance(cni, dict):
-            raise CniError(CniCode.INVALID_NETWORK_CONFIG, "cannot add cni-args: 'args.cni' is not an object")
-        out["args"] = {**args, "cni": {**cni, **cni_args}}
-        return out
 
-    if isinstance(conf.get("plugins"), list):
-        return {**conf, "plugins": [merge_one(p) if isinstance(p, dict) else p for p in conf["plugins"]]}
-    return merge_one(conf)
+def inject_device_id(conf: PluginConf | ConfList, device_id: str) -> PluginConf | ConfList:
+    """Upstream's device-ID edit: ``deviceID`` and ``pciBusID`` on the conf or every list plugin."""
+    if isinstance(conf, ConfList):
+        raw = copy.deepcopy(conf.expanded_raw())
+        for plugin in raw["plugins"]:
+            plugin["deviceID"] = plugin["pciBusID"] = device_id
+        return parse_conf_list(_go_marshal(raw))
+    raw = copy.deepcopy(conf.raw)
+    raw["deviceID"] = raw["pciBusID"] = device_id
+    return parse_plugin_conf(_go_marshal(raw))
+
+
+def _merge_cni_args(obj: dict[str, Any], cni_args: Mapping[str, Any], where: str) -> None:
+    if "args" not in obj:
+        obj["args"] = {"cni": dict(cni_args)}
+        return
+    args = obj["args"]
+    if not isinstance(args, dict):
+        raise CniError(
+            CniCode.INVALID_NETWORK_CONFIG,
+            f"LoadDelegateNetConf(): failed to add cni-args: 'args' of {where}the config is {_json_type(args)}, "
+            "not an object",
+        )
+    if "cni" not in args:
+        args["cni"] = dict(cni_args)
+        return
+    current = args["cni"]
+    if not isinstance(current, dict):
+        raise CniError(
+            CniCode.INVALID_NETWORK_CONFIG,
+            f"LoadDelegateNetConf(): failed to add cni-args: 'args.cni' of {where}the config is "
+            f"{_json_type(current)}, not an object",
+        )
+    current.update(cni_args)
+
+
+def _go_marshal(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
 
 
 def ifname_for(delegate: Delegate, index: int, request_ifname: str) -> str:

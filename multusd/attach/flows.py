@@ -32,7 +32,7 @@ from multusd.attach.delegates import (
     NadSource,
     cluster_delegates,
     ifname_for,
-    merge_cni_args,
+    inject_cni_args,
 )
 from multusd.attach.request import CniRequest
 from multusd.attach.status import (
@@ -43,7 +43,7 @@ from multusd.attach.status import (
     annotation_value,
     network_statuses,
 )
-from multusd.cni.conf import ConfList, conf_list_from_conf, parse_conf_list, parse_plugin_conf
+from multusd.cni.conf import ConfList, PluginConf, conf_list_from_conf, parse_conf_list, parse_plugin_conf
 from multusd.cni.errors import CniCode, CniError
 from multusd.cni.runtime import VALID_ATTACHMENTS_KEY, CniRuntime, GcAttachment, RuntimeConf
 from multusd.cni.types import LATEST_VERSION, Interface, IPConfig, Result, has_status
@@ -56,6 +56,11 @@ POD_POLL_SECONDS = 0.05
 #: The networks the current request handled (``name=ifname`` pairs), for the server's one log
 #: line per request; a context variable because the flows run inside the server's request task.
 REQUEST_NETWORKS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("request_networks", default=())
+
+
+def _note_networks(req: CniRequest, delegates: Sequence[Delegate]) -> None:
+    """Record ``name=ifname`` of every delegate for the request's log line."""
+    REQUEST_NETWORKS.set(tuple(f"{d.name}={ifname_for(d, i, req.ifname)}" for i, d in enumerate(delegates)))
 
 
 @dataclass(frozen=True)
@@ -185,10 +190,11 @@ class Multus:
 
     def _hotplug_delegate(self, req: CniRequest) -> Delegate:
         attrs = req.interface_attributes
-        raw = dict(req.config)
+        conf: PluginConf | ConfList = (
+            parse_plugin_conf(req.config_bytes) if req.config.get("type") else parse_conf_list(req.config_bytes)
+        )
         if attrs is not None and attrs.cni_args:
-            raw = merge_cni_args(raw, attrs.cni_args)
-        conf = parse_plugin_conf(raw) if raw.get("type") else parse_conf_list(raw)
+            conf = inject_cni_args(conf, attrs.cni_args)
         return Delegate(
             name=conf.name,
             conf=conf,
@@ -437,7 +443,7 @@ class Multus:
             delegates = await self._delegates_for(mconf, pod)
         except CniError as exc:
             raise exc.with_prefix(self._prefix(req, exc)) from exc
-        REQUEST_NETWORKS.set(tuple(f"{d.name}={ifname_for(d, i, req.ifname)}" for i, d in enumerate(delegates)))
+        _note_networks(req, delegates)
         try:
             self.state.save(req.container_id, [self._record(d, req) for d in delegates])
         except StateError as exc:
@@ -587,7 +593,7 @@ class Multus:
                 raise exc.with_prefix(f"{self._prefix(req, exc)}failed to get delegates: ") from exc
             log.info("[%s] no usable scratch file; deleting %d rebuilt delegate(s)", req.pod_ref, len(delegates))
 
-        REQUEST_NETWORKS.set(tuple(f"{d.name}={ifname_for(d, i, req.ifname)}" for i, d in enumerate(delegates)))
+        _note_networks(req, delegates)
         errors = await self._del_all(req, mconf, delegates)
         if (from_state or corrupt) and (not errors or not mconf.retry_delete_on_error or corrupt):
             self.state.remove(req.container_id)

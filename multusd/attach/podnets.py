@@ -18,21 +18,19 @@ the network so that layer can say ``[ns/pod:network]`` instead.
 Not supported (documented in the README): the NAD annotation ``k8s.v1.cni.cncf.io/resourceName``
 (device plugins, DRA). A NAD carrying it is used without a device ID and a warning is logged. The
 element's own ``deviceID`` is honoured as upstream honours it: it becomes the delegate's device ID
-(the ``deviceID`` capability arg), not an edit of the config; :func:`inject_device_id` is upstream's
-config edit for device IDs that come from a resource, kept for when that source exists.
+(the ``deviceID`` capability arg), not an edit of the config; ``delegates.inject_device_id`` is
+upstream's config edit for device IDs that come from a resource, kept for when that source exists.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from multusd.attach.delegates import Delegate, MultusConf, NadSource, conf_from_nad
+from multusd.attach.delegates import Delegate, MultusConf, NadSource, conf_from_nad, inject_cni_args
 from multusd.attach.flows import PodDelegates, PodInfo
 from multusd.attach.selection import (
     DEFAULT_NETWORK_ANNOTATION,
@@ -43,7 +41,7 @@ from multusd.attach.selection import (
     parse_default_network_annotation,
     parse_networks_annotation,
 )
-from multusd.cni.conf import ConfList, PluginConf, parse_conf_list, parse_plugin_conf, validate_ifname
+from multusd.cni.conf import validate_ifname
 from multusd.cni.errors import CniCode, CniError
 
 log = logging.getLogger("multusd.attach")
@@ -205,75 +203,6 @@ def check_gateway_config(delegates: Sequence[Delegate]) -> list[Delegate]:
         has_v6 = any(not is_v4_gateway(gw) for gw in own)
         out.append(replace(d, filter_v4_gateway=not has_v4, filter_v6_gateway=not has_v6))
     return out
-
-
-def inject_cni_args(conf: PluginConf | ConfList, cni_args: Mapping[str, Any]) -> PluginConf | ConfList:
-    """The element's ``cni-args`` merged into ``args.cni`` of the conf, or of every list plugin.
-
-    Existing ``args.cni`` keys are kept unless ``cni_args`` sets them; ``args``/``args.cni`` are
-    created when missing. Either being something other than an object is an error (upstream
-    panicked, Q13). The result is re-serialised with sorted keys, as Go's map marshalling does.
-    """
-    if isinstance(conf, ConfList):
-        raw = copy.deepcopy(conf.expanded_raw())
-        for index, plugin in enumerate(raw["plugins"]):
-            _merge_cni_args(plugin, cni_args, f"plugin {index} of ")
-        return parse_conf_list(_go_marshal(raw))
-    raw = copy.deepcopy(conf.raw)
-    _merge_cni_args(raw, cni_args, "")
-    return parse_plugin_conf(_go_marshal(raw))
-
-
-def inject_device_id(conf: PluginConf | ConfList, device_id: str) -> PluginConf | ConfList:
-    """Upstream's device-ID edit: ``deviceID`` and ``pciBusID`` on the conf or every list plugin."""
-    if isinstance(conf, ConfList):
-        raw = copy.deepcopy(conf.expanded_raw())
-        for plugin in raw["plugins"]:
-            plugin["deviceID"] = plugin["pciBusID"] = device_id
-        return parse_conf_list(_go_marshal(raw))
-    raw = copy.deepcopy(conf.raw)
-    raw["deviceID"] = raw["pciBusID"] = device_id
-    return parse_plugin_conf(_go_marshal(raw))
-
-
-def _merge_cni_args(obj: dict[str, Any], cni_args: Mapping[str, Any], where: str) -> None:
-    if "args" not in obj:
-        obj["args"] = {"cni": dict(cni_args)}
-        return
-    args = obj["args"]
-    if not isinstance(args, dict):
-        raise CniError(
-            CniCode.INVALID_NETWORK_CONFIG,
-            f"LoadDelegateNetConf(): failed to add cni-args: 'args' of {where}the config is {_json_type(args)}, "
-            "not an object",
-        )
-    if "cni" not in args:
-        args["cni"] = dict(cni_args)
-        return
-    current = args["cni"]
-    if not isinstance(current, dict):
-        raise CniError(
-            CniCode.INVALID_NETWORK_CONFIG,
-            f"LoadDelegateNetConf(): failed to add cni-args: 'args.cni' of {where}the config is "
-            f"{_json_type(current)}, not an object",
-        )
-    current.update(cni_args)
-
-
-def _go_marshal(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a bool"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array"
 
 
 def _valid_name(name: str) -> bool:

@@ -16,16 +16,9 @@ from typing import Any
 
 import pytest
 
-from multusd.attach.delegates import Delegate, MultusConf, cluster_delegates
+from multusd.attach.delegates import Delegate, MultusConf, cluster_delegates, inject_cni_args, inject_device_id
 from multusd.attach.flows import PodInfo
-from multusd.attach.podnets import (
-    ECMP_ERROR,
-    PodNetworkError,
-    check_gateway_config,
-    inject_cni_args,
-    inject_device_id,
-    make_pod_delegates,
-)
+from multusd.attach.podnets import ECMP_ERROR, PodNetworkError, check_gateway_config, make_pod_delegates
 from multusd.attach.selection import DEFAULT_NETWORK_ANNOTATION, NETWORKS_ANNOTATION, SelectionError
 from multusd.cni.conf import ConfList, PluginConf, parse_conf_list, parse_plugin_conf
 from multusd.cni.errors import CniCode, CniError
